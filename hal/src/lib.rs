@@ -1,1 +1,12 @@
-//! placeholder: being written
+//! duet-hal: the part of duetd that touches the machine.
+//!
+//! Owns the system calls on share storage ([`fs`]); sockets and network
+//! interfaces will join it. Everything above this crate (the SMB protocol
+//! core, the state store) sees typed, safe operations and typed errors.
+//!
+//! Must never: panic on input or on a system call result (every errno maps
+//! to an error value), let a client path reach outside its share, or
+//! contain protocol logic (NTSTATUS codes, access masks, leases belong to
+//! the SMB layer).
+
+pub mod fs;

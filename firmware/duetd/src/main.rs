@@ -1,1 +1,144 @@
-fn main() {}
+//! `duetd`: the duet NAS daemon.
+//!
+//! duetd run --board FILE --state DIR [--listen ADDR:PORT]
+//! duetd demo [--dir DIR] [--port PORT]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use duetd::config::BoardConfig;
+use duetd::smb::Server;
+
+const USAGE: &str = "usage:
+  duetd run --board FILE --state DIR [--listen ADDR:PORT]...
+      serve the shares and users kept in the state directory (manage them with duetctl)
+  duetd demo [--dir DIR] [--port PORT]
+      start a demo node on 127.0.0.1 (default port 4445, directory ./duet-demo) with share
+      'share' and user 'demo', printing the password
+environment: RUST_LOG (default info), e.g. RUST_LOG=duetd=debug";
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match run(&args) {
+        Ok(()) => 0,
+        Err(Exit::Usage(msg)) => {
+            eprintln!("duetd: {msg}\n{USAGE}");
+            2
+        }
+        Err(Exit::Fail(msg)) => {
+            eprintln!("duetd: {msg}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+enum Exit {
+    Usage(String),
+    Fail(String),
+}
+
+fn take_value(args: &[String], i: &mut usize, flag: &str) -> Result<String, Exit> {
+    *i += 1;
+    args.get(*i).cloned().ok_or_else(|| Exit::Usage(format!("{flag} needs a value")))
+}
+
+fn run(args: &[String]) -> Result<(), Exit> {
+    let Some(cmd) = args.first() else {
+        return Err(Exit::Usage("no command".into()));
+    };
+    let mut board: Option<PathBuf> = None;
+    let mut state: Option<PathBuf> = None;
+    let mut listen: Vec<SocketAddr> = Vec::new();
+    let mut dir = PathBuf::from("duet-demo");
+    let mut port: u16 = 4445;
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--board" => board = Some(take_value(args, &mut i, "--board")?.into()),
+            "--state" => state = Some(take_value(args, &mut i, "--state")?.into()),
+            "--listen" => {
+                let v = take_value(args, &mut i, "--listen")?;
+                listen.push(v.parse().map_err(|_| Exit::Usage(format!("--listen {v}: expected ADDR:PORT")))?);
+            }
+            "--dir" => dir = take_value(args, &mut i, "--dir")?.into(),
+            "--port" => {
+                let v = take_value(args, &mut i, "--port")?;
+                port = v.parse().map_err(|_| Exit::Usage(format!("--port {v}: expected a port number")))?;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(Exit::Usage(format!("unknown argument {other}"))),
+        }
+        i += 1;
+    }
+    match cmd.as_str() {
+        "run" => {
+            let board = board.ok_or_else(|| Exit::Usage("run needs --board".into()))?;
+            let state = state.ok_or_else(|| Exit::Usage("run needs --state".into()))?;
+            let mut cfg = BoardConfig::load(&board).map_err(|e| Exit::Fail(e.to_string()))?;
+            if !listen.is_empty() {
+                cfg.smb.listen = listen;
+            }
+            start(cfg, state)
+        }
+        "demo" => {
+            let demo = duetd::demo::prepare(&dir).map_err(Exit::Fail)?;
+            let mut cfg = BoardConfig::parse(include_str!("../../../board-configs/lab.toml")).map_err(Exit::Fail)?;
+            cfg.smb.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+            println!("duet demo node");
+            println!("  share:    //127.0.0.1/share  ({})", demo.share_dir.display());
+            match &demo.password {
+                Some(pw) => println!("  user:     {}  password: {pw}", demo.user),
+                None => println!("  user:     {}  (password printed on the first run; reset with: duetctl --state {} user passwd demo)", demo.user, demo.state_dir.display()),
+            }
+            println!("  try:      smbclient //127.0.0.1/share -p {port} -U {}", demo.user);
+            start(cfg, demo.state_dir)
+        }
+        "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(Exit::Usage(format!("unknown command {other}"))),
+    }
+}
+
+fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
+    let store = Arc::new(duet_state::Store::open(&state).map_err(|e| Exit::Fail(e.to_string()))?);
+    let sock = state.join("duetd.sock");
+    duet_state::admin::serve(store.clone(), &sock)
+        .map_err(|e| Exit::Fail(format!("admin socket {}: {e}", sock.display())))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Exit::Fail(format!("tokio runtime: {e}")))?;
+    let server = Server::new(cfg.server_config(), store);
+    let max_conns = cfg.limits.max_connections;
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for addr in &cfg.smb.listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Exit::Fail(format!("cannot listen on {addr}: {e}")))?;
+            tasks.push(tokio::spawn(duetd::server::serve(server.clone(), l, max_conns)));
+        }
+        tracing::info!(board = %cfg.board.name, state = %state.display(), "duetd started");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Exit::Fail(format!("signal handler: {e}")))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("duetd stopping");
+        Ok(())
+    })
+}

@@ -1,0 +1,397 @@
+//! QUERY_INFO and SET_INFO (MS-SMB2 2.2.37-2.2.40, 3.3.5.20, 3.3.5.21): file,
+//! filesystem and security information, renames, delete dispositions, sizes and times.
+//!
+//! Owns: access checks and the side effects of SET_INFO. The byte layouts live in
+//! `duet_fscc`. Never renames or deletes across an open that forbids it.
+
+use duet_fscc::{consts::*, FileBasics, FsStats, OpenInfo, SetFileInfo, Sid};
+use duet_hal::fs::{Meta, SetTimes};
+
+use super::create::{fs_status, lookup_fid, parse_path};
+use super::files::{OpenKind, FILE_ATTRIBUTE_VALID_SET};
+use super::{notify, Conn, Fail, FileId, HResult, Reply, Req};
+use crate::wire::{status, PutLe, HEADER_LEN};
+
+pub const INFO_FILE: u8 = 1;
+pub const INFO_FILESYSTEM: u8 = 2;
+pub const INFO_SECURITY: u8 = 3;
+pub const INFO_QUOTA: u8 = 4;
+
+/// hal metadata in NT terms.
+pub fn basics(m: &Meta) -> FileBasics {
+    let mut attributes = m.dos_attributes;
+    if m.is_dir {
+        attributes |= FILE_ATTRIBUTE_DIRECTORY;
+        attributes &= !FILE_ATTRIBUTE_NORMAL;
+    } else {
+        attributes &= !FILE_ATTRIBUTE_DIRECTORY;
+    }
+    if attributes == 0 {
+        attributes = FILE_ATTRIBUTE_NORMAL;
+    }
+    FileBasics {
+        creation_time: m.creation_time,
+        last_access_time: m.access_time,
+        last_write_time: m.write_time,
+        change_time: m.change_time,
+        end_of_file: if m.is_dir { 0 } else { m.size },
+        allocation_size: if m.is_dir { 0 } else { m.allocation },
+        attributes,
+        file_id: m.ino,
+        number_of_links: m.nlink.min(u32::MAX as u64) as u32,
+        is_directory: m.is_dir,
+        delete_pending: false,
+        ea_size: 0,
+    }
+}
+
+/// The SID a user of this server appears as: S-1-5-21-<machine>-<rid>, the machine part
+/// derived from the server's NetBIOS name so it is stable across restarts.
+pub fn user_sid(server_name: &str, user: &str) -> Sid {
+    let h = |s: &str, seed: u32| {
+        s.to_uppercase()
+            .bytes()
+            .fold(seed, |a, b| a.wrapping_mul(16777619) ^ b as u32)
+    };
+    let rid = 1000 + (h(user, 0x811c_9dc5) % 1_000_000);
+    Sid::new(5, &[21, h(server_name, 1), h(server_name, 2), h(server_name, 3), rid]).unwrap_or_else(|_| Sid::everyone())
+}
+
+/// Classes whose answer has a variable tail: a short buffer gets the fixed part and
+/// STATUS_BUFFER_OVERFLOW rather than STATUS_INFO_LENGTH_MISMATCH.
+fn fixed_part(class: u8) -> Option<usize> {
+    match class {
+        18 => Some(100),    // FileAllInformation
+        9 | 48 => Some(4), // FileNameInformation, FileNormalizedNameInformation
+        22 => Some(24),    // FileStreamInformation
+        _ => None,
+    }
+}
+
+fn output(data: Vec<u8>, class: u8, max: usize) -> HResult {
+    if data.len() <= max {
+        return Ok(Reply::ok(info_body(&data)));
+    }
+    match fixed_part(class) {
+        Some(fixed) if max >= fixed => Ok(Reply::Body {
+            status: status::BUFFER_OVERFLOW,
+            body: info_body(&data[..max]),
+        }),
+        _ => Err(Fail::Status(status::INFO_LENGTH_MISMATCH)),
+    }
+}
+
+fn info_body(data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + data.len() + 1);
+    body.put_u16(9);
+    body.put_u16((HEADER_LEN + 8) as u16);
+    body.put_u32(data.len() as u32);
+    body.extend_from_slice(data);
+    if data.is_empty() {
+        body.push(0);
+    }
+    body
+}
+
+pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
+    let b = req.body();
+    b.expect_structure_size(41)?;
+    let info_type = b.u8(2)?;
+    let class = b.u8(3)?;
+    let out_len = b.u32(4)? as usize;
+    let additional = b.u32(16)?;
+    let fid = FileId::parse(&b, 24)?;
+    let vol = lookup_fid(conn, req, fid)?;
+    super::io::check_charge(conn, req, out_len)?;
+    let server_name = conn.server.cfg.netbios_name.clone();
+    let user = conn.sessions.get(&req.session_id).map(|s| s.user.clone()).unwrap_or_default();
+    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let handle = match &open.kind {
+        OpenKind::File(h) => h.clone(),
+        OpenKind::Pipe(_) => {
+            // A pipe answers the standard classes with fixed values.
+            let now = crate::util::now_filetime();
+            let fb = FileBasics {
+                creation_time: now,
+                last_access_time: now,
+                last_write_time: now,
+                change_time: now,
+                end_of_file: 0,
+                allocation_size: 4096,
+                attributes: FILE_ATTRIBUTE_NORMAL,
+                file_id: vol,
+                number_of_links: 1,
+                is_directory: false,
+                delete_pending: true,
+                ea_size: 0,
+            };
+            if info_type != INFO_FILE {
+                return Err(Fail::Status(status::NOT_SUPPORTED));
+            }
+            let oi = OpenInfo { name: &open.path, access_mask: open.granted_access, position: 0, mode: 0, alignment: 0 };
+            let mut data = Vec::new();
+            duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
+            return output(data, class, out_len);
+        }
+    };
+    match info_type {
+        INFO_FILE => {
+            let needs_attr = !matches!(class, 8 | 14 | 16 | 17); // Access, Position, Mode, Alignment
+            if needs_attr && open.granted_access & FILE_READ_ATTRIBUTES == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            if class == 15 {
+                return Err(Fail::Status(status::NO_EAS_ON_FILE));
+            }
+            let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
+            let mut fb = basics(&meta);
+            if let Some(k) = open.key {
+                fb.delete_pending = conn.server.files.lock().map(|f| f.is_delete_pending(&k)).unwrap_or(false);
+            }
+            let name = if open.path.is_empty() { String::from("\\") } else { format!("\\{}", open.path.replace('/', "\\")) };
+            let oi = OpenInfo {
+                name: &name,
+                access_mask: open.granted_access,
+                position: open.position,
+                mode: open.mode,
+                alignment: 0,
+            };
+            let mut data = Vec::new();
+            duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
+            output(data, class, out_len)
+        }
+        INFO_FILESYSTEM => {
+            let root = open.root.as_ref().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+            let st = root.statvfs().map_err(|e| Fail::Status(fs_status(&e)))?;
+            let bsize = st.block_size.max(512);
+            let fs = FsStats {
+                total_bytes: st.total_bytes,
+                free_bytes: st.free_bytes,
+                caller_available_bytes: st.avail_bytes,
+                bytes_per_sector: 512,
+                sectors_per_allocation_unit: (bsize / 512) as u32,
+                volume_serial: (st.fs_id as u32) ^ ((st.fs_id >> 32) as u32),
+                volume_label: open_share_name(conn, req),
+                volume_creation_time: conn.server.start_time,
+                fs_name: "NTFS".into(),
+                max_component_name_length: 255,
+                fs_attributes: 0x0000_0003 | 0x0000_0004 | 0x0004_0000 | 0x0000_0040 ,
+            };
+            let mut data = Vec::new();
+            duet_fscc::encode_fs_info(class, &fs, &mut data).map_err(fscc_status)?;
+            output(data, class, out_len)
+        }
+        INFO_SECURITY => {
+            if open.granted_access & READ_CONTROL == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            if additional & 0x08 != 0 && open.granted_access & ACCESS_SYSTEM_SECURITY == 0 {
+                return Err(Fail::Status(status::PRIVILEGE_NOT_HELD));
+            }
+            let owner = user_sid(&server_name, &user);
+            let group = Sid::new(5, &[32, 545]).unwrap_or_else(|_| Sid::everyone()); // BUILTIN\Users
+            let sd = duet_fscc::default_security_descriptor(&owner, &group, open.is_dir, additional);
+            if sd.len() > out_len {
+                return Err(Fail::StatusData(status::BUFFER_TOO_SMALL, sd.len() as u32));
+            }
+            Ok(Reply::ok(info_body(&sd)))
+        }
+        INFO_QUOTA => Err(Fail::Status(status::NOT_SUPPORTED)),
+        _ => Err(Fail::Status(status::INVALID_PARAMETER)),
+    }
+}
+
+fn open_share_name(conn: &Conn, req: &Req) -> String {
+    conn.tree(req).map(|t| t.share_name.clone()).unwrap_or_default()
+}
+
+pub fn fscc_status(e: duet_fscc::FsccError) -> Fail {
+    use duet_fscc::FsccError as E;
+    Fail::Status(match e {
+        E::InvalidInfoClass => status::INVALID_INFO_CLASS,
+        E::InfoLengthMismatch => status::INFO_LENGTH_MISMATCH,
+        E::BufferTooSmall => status::BUFFER_TOO_SMALL,
+        E::ObjectNameNotFound => status::OBJECT_NAME_NOT_FOUND,
+        _ => status::INVALID_PARAMETER,
+    })
+}
+
+pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
+    let b = req.body();
+    b.expect_structure_size(33)?;
+    let info_type = b.u8(2)?;
+    let class = b.u8(3)?;
+    let len = b.u32(4)? as usize;
+    let off = b.u16(8)? as usize;
+    let fid = FileId::parse(&b, 16)?;
+    let input = b.buffer(off, len)?;
+    let vol = lookup_fid(conn, req, fid)?;
+    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let handle = match &open.kind {
+        OpenKind::File(h) => h.clone(),
+        OpenKind::Pipe(_) => return Err(Fail::Status(status::NOT_SUPPORTED)),
+    };
+    let tree_ro = matches!(conn.tree(req)?.kind, super::TreeKind::Disk { read_only: true, .. });
+    match info_type {
+        INFO_FILE => {}
+        INFO_SECURITY => {
+            // Security descriptors are not stored: owners have full access and the share
+            // decides the rest. Accept the change from a handle allowed to make it.
+            if open.granted_access & (WRITE_DAC | WRITE_OWNER) == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            tracing::debug!(path = %open.path, "security descriptor change accepted, not stored");
+            return Ok(Reply::ok(vec![2, 0]));
+        }
+        INFO_FILESYSTEM | INFO_QUOTA => return Err(Fail::Status(status::NOT_SUPPORTED)),
+        _ => return Err(Fail::Status(status::INVALID_PARAMETER)),
+    }
+    if tree_ro {
+        return Err(Fail::Status(status::ACCESS_DENIED));
+    }
+    let info = duet_fscc::decode_set_file_info(class, input).map_err(fscc_status)?;
+    let granted = open.granted_access;
+    let is_dir = open.is_dir;
+    let key = open.key;
+    let path = open.path.clone();
+    let root = open.root.clone().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+    match info {
+        SetFileInfo::Basic { creation_time, last_access_time, last_write_time, change_time, attributes } => {
+            if granted & FILE_WRITE_ATTRIBUTES == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            let t = |v: u64| if v == 0 || v == u64::MAX { None } else { Some(v) };
+            if attributes != 0 {
+                if !is_dir && attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
+                    return Err(Fail::Status(status::INVALID_PARAMETER));
+                }
+                let mut a = attributes & FILE_ATTRIBUTE_VALID_SET & !FILE_ATTRIBUTE_NORMAL;
+                if is_dir {
+                    a |= FILE_ATTRIBUTE_DIRECTORY;
+                }
+                handle.set_dos_attributes(a).map_err(|e| Fail::Status(fs_status(&e)))?;
+            }
+            let times = SetTimes {
+                creation: t(creation_time),
+                access: t(last_access_time),
+                write: t(last_write_time),
+                change: t(change_time),
+            };
+            handle.set_times(&times).map_err(|e| Fail::Status(fs_status(&e)))?;
+            notify::report(conn, &root, &path, notify::FILE_ACTION_MODIFIED, is_dir);
+        }
+        SetFileInfo::Rename { replace_if_exists, root_directory, file_name } => {
+            if granted & DELETE == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            if root_directory != 0 {
+                return Err(Fail::Status(status::INVALID_PARAMETER));
+            }
+            let target = parse_path(&file_name).map_err(Fail::Status)?;
+            rename(conn, vol, &path, &target, replace_if_exists, is_dir)?;
+        }
+        SetFileInfo::Disposition { delete_pending } => {
+            if granted & DELETE == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
+            if delete_pending {
+                if meta.dos_attributes & FILE_ATTRIBUTE_READONLY != 0 {
+                    return Err(Fail::Status(status::CANNOT_DELETE));
+                }
+                if path.is_empty() {
+                    return Err(Fail::Status(status::CANNOT_DELETE));
+                }
+                if is_dir && !handle.read_dir().map(|v| v.entries.is_empty()).unwrap_or(true) {
+                    return Err(Fail::Status(status::DIRECTORY_NOT_EMPTY));
+                }
+            }
+            if let Some(k) = key {
+                if let Ok(mut f) = conn.server.files.lock() {
+                    f.set_delete_pending(&k, delete_pending);
+                }
+            }
+        }
+        SetFileInfo::EndOfFile(size) => {
+            if granted & FILE_WRITE_DATA == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            if is_dir {
+                return Err(Fail::Status(status::INVALID_PARAMETER));
+            }
+            handle.set_len(size).map_err(|e| Fail::Status(fs_status(&e)))?;
+            notify::report_modified(conn, &root, &path);
+        }
+        SetFileInfo::Allocation(size) => {
+            if granted & FILE_WRITE_DATA == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            if is_dir {
+                return Err(Fail::Status(status::INVALID_PARAMETER));
+            }
+            handle.allocate(size).map_err(|e| Fail::Status(fs_status(&e)))?;
+        }
+        SetFileInfo::Position(p) => {
+            if let Some(o) = conn.opens.get_mut(&vol) {
+                o.position = p;
+            }
+        }
+        SetFileInfo::Mode(m) => {
+            // MS-FSCC 2.4.26: only these bits, and the two synchronous ones exclusive.
+            if m & !0x0000_103E != 0 || (m & 0x10 != 0 && m & 0x20 != 0) {
+                return Err(Fail::Status(status::INVALID_PARAMETER));
+            }
+            if let Some(o) = conn.opens.get_mut(&vol) {
+                o.mode = m;
+            }
+        }
+        SetFileInfo::FullEa(_) => return Err(Fail::Status(status::EAS_NOT_SUPPORTED)),
+        _ => return Err(Fail::Status(status::NOT_SUPPORTED)),
+    }
+    Ok(Reply::ok(vec![2, 0]))
+}
+
+/// A rename through SET_INFO FileRenameInformation (MS-FSA 2.1.5.14.11).
+fn rename(conn: &mut Conn, vol: u64, from: &str, to: &str, replace: bool, is_dir: bool) -> Result<(), Fail> {
+    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let root = open.root.clone().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+    let key = open.key;
+    if from.is_empty() || to.is_empty() {
+        return Err(Fail::Status(status::ACCESS_DENIED));
+    }
+    if from == to {
+        return Ok(());
+    }
+    let case_only = from.eq_ignore_ascii_case(to);
+    if !case_only {
+        if let Ok(m) = root.stat(to) {
+            if !replace {
+                return Err(Fail::Status(status::OBJECT_NAME_COLLISION));
+            }
+            if m.is_dir {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            let tkey = super::files::FileKey { dev: m.dev, ino: m.ino };
+            if conn.server.files.lock().map(|f| f.open_count(&tkey) > 0).unwrap_or(false) {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+        }
+    }
+    if is_dir && conn.server.files.lock().map(|f| f.has_open_below(from)).unwrap_or(false) {
+        return Err(Fail::Status(status::ACCESS_DENIED));
+    }
+    root.rename(from, to, replace || case_only).map_err(|e| Fail::Status(fs_status(&e)))?;
+    if let Some(k) = key {
+        if let Ok(mut f) = conn.server.files.lock() {
+            f.set_path(&k, to);
+        }
+    }
+    for o in conn.opens.values_mut() {
+        if o.key == key && key.is_some() {
+            o.path = to.to_string();
+        }
+    }
+    notify::report(conn, &root, from, notify::FILE_ACTION_RENAMED_OLD_NAME, is_dir);
+    notify::report(conn, &root, to, notify::FILE_ACTION_RENAMED_NEW_NAME, is_dir);
+    Ok(())
+}

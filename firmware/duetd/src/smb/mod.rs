@@ -1,0 +1,915 @@
+//! The SMB2/3 protocol core: connection, session, tree and open state, and the dispatch of
+//! each request to the file of its command family.
+//!
+//! Owns: protocol state and the rules of MS-SMB2 3.3.5. It never touches a socket, spawns
+//! a task or sleeps: frames come in as bytes through [`Conn::handle_frame`], responses
+//! leave through an [`Outbox`], and the file system is reached through `duet_hal::fs`.
+
+pub mod create;
+pub mod dir;
+pub mod files;
+pub mod info;
+pub mod io;
+pub mod ioctl;
+pub mod lock;
+pub mod negotiate;
+pub mod notify;
+pub mod session;
+pub mod tree;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use duet_auth::{SigningAlgorithm, Signer};
+use duet_state::Store;
+
+use crate::wire::header::{field, flags};
+use crate::wire::{status, Body, Command, Header, PutLe, WireError, HEADER_LEN};
+
+pub use files::FileTable;
+
+/// Server-wide settings (from the board config and the state store's settings).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub netbios_name: String,
+    pub domain: String,
+    pub signing_required: bool,
+    pub max_credits: u16,
+    pub max_sessions_per_conn: usize,
+    pub max_opens_per_conn: usize,
+    pub max_pending_per_conn: usize,
+    /// Failed logons allowed per user and per client address in `failed_logon_window_secs`
+    /// before further attempts are refused with STATUS_ACCOUNT_LOCKED_OUT.
+    pub max_failed_logons: u32,
+    pub failed_logon_window_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            netbios_name: "DUET".into(),
+            domain: "WORKGROUP".into(),
+            signing_required: true,
+            max_credits: 8192,
+            max_sessions_per_conn: 64,
+            max_opens_per_conn: 16384,
+            max_pending_per_conn: 512,
+            max_failed_logons: 10,
+            failed_logon_window_secs: 60,
+        }
+    }
+}
+
+/// State shared by every connection of one server.
+pub struct Server {
+    pub cfg: ServerConfig,
+    pub store: Arc<Store>,
+    pub server_guid: [u8; 16],
+    pub start_time: u64,
+    pub files: Mutex<FileTable>,
+    pub notify: Mutex<notify::NotifyTable>,
+    pub throttle: Mutex<session::Throttle>,
+    pub lock_waiters: Mutex<Vec<lock::Waiter>>,
+    pub roots: Mutex<HashMap<std::path::PathBuf, Arc<duet_hal::fs::ShareRoot>>>,
+    next_id: AtomicU64,
+}
+
+impl Server {
+    pub fn new(cfg: ServerConfig, store: Arc<Store>) -> Arc<Server> {
+        let mut guid = [0u8; 16];
+        crate::util::random_bytes(&mut guid);
+        Arc::new(Server {
+            cfg,
+            store,
+            server_guid: guid,
+            start_time: crate::util::now_filetime(),
+            files: Mutex::new(FileTable::default()),
+            notify: Mutex::new(notify::NotifyTable::default()),
+            throttle: Mutex::new(session::Throttle::default()),
+            lock_waiters: Mutex::new(Vec::new()),
+            roots: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// A server-unique id (session ids, persistent file ids, async ids, connection ids).
+    pub fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Where a connection's responses go; the I/O shell drains it onto the socket. Async
+/// completions from other connections' actions use a clone.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Outbox {
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) -> Self {
+        Outbox { tx }
+    }
+    /// Queues one transport message (without the 4-byte framing). False if the
+    /// connection is gone.
+    pub fn send(&self, msg: Vec<u8>) -> bool {
+        self.tx.send(msg).is_ok()
+    }
+}
+
+/// Negotiated connection parameters (MS-SMB2 3.3.1.7).
+#[derive(Clone, Debug, Default)]
+pub struct NegotiateState {
+    pub done: bool,
+    pub dialect: u16,
+    pub client_guid: [u8; 16],
+    pub client_security_mode: u16,
+    pub client_capabilities: u32,
+    pub server_capabilities: u32,
+    pub client_dialects: Vec<u16>,
+    pub signing_algorithm: Option<SigningAlgorithm>,
+    /// SHA-512 preauth integrity hash of NEGOTIATE request + response (3.1.1).
+    pub preauth: Option<duet_auth::PreauthHash>,
+}
+
+pub const DIALECT_202: u16 = 0x0202;
+pub const DIALECT_210: u16 = 0x0210;
+pub const DIALECT_300: u16 = 0x0300;
+pub const DIALECT_302: u16 = 0x0302;
+pub const DIALECT_311: u16 = 0x0311;
+pub const DIALECT_WILDCARD: u16 = 0x02FF;
+
+/// MS-SMB2 3.3.1.1: the message-id window the client may use, granted through credits.
+#[derive(Debug)]
+pub struct CreditWindow {
+    low: u64,
+    high: u64,
+    used: std::collections::VecDeque<bool>,
+}
+
+impl Default for CreditWindow {
+    fn default() -> Self {
+        CreditWindow {
+            low: 0,
+            high: 1,
+            used: std::collections::VecDeque::from(vec![false]),
+        }
+    }
+}
+
+impl CreditWindow {
+    /// Consumes message ids mid..mid+charge. False when any is outside the window or
+    /// already used.
+    pub fn consume(&mut self, mid: u64, charge: u64) -> bool {
+        let charge = charge.max(1);
+        let Some(end) = mid.checked_add(charge) else {
+            return false;
+        };
+        if mid < self.low || end > self.high {
+            return false;
+        }
+        for id in mid..end {
+            if self.used[(id - self.low) as usize] {
+                return false;
+            }
+        }
+        for id in mid..end {
+            self.used[(id - self.low) as usize] = true;
+        }
+        while self.used.front() == Some(&true) {
+            self.used.pop_front();
+            self.low += 1;
+        }
+        true
+    }
+    /// Credits the client holds now (ids granted and not yet used).
+    pub fn outstanding(&self) -> u64 {
+        self.used.iter().filter(|u| !**u).count() as u64
+    }
+    pub fn grant(&mut self, n: u64) {
+        for _ in 0..n {
+            self.used.push_back(false);
+        }
+        self.high += n;
+    }
+}
+
+/// A tree connect (MS-SMB2 3.3.1.10).
+pub struct Tree {
+    pub id: u32,
+    pub share_name: String,
+    pub kind: TreeKind,
+    pub maximal_access: u32,
+}
+
+pub enum TreeKind {
+    Disk {
+        root: Arc<duet_hal::fs::ShareRoot>,
+        read_only: bool,
+    },
+    Ipc,
+}
+
+/// An authenticated (or authenticating) session (MS-SMB2 3.3.1.8).
+pub struct Session {
+    pub id: u64,
+    pub state: session::SessionState,
+    pub user: String,
+    pub domain: String,
+    pub signer: Option<Arc<Signer>>,
+    pub signing_required: bool,
+    pub preauth: Option<duet_auth::PreauthHash>,
+    pub trees: HashMap<u32, Tree>,
+    next_tree_id: u32,
+}
+
+impl Session {
+    pub fn is_valid(&self) -> bool {
+        matches!(self.state, session::SessionState::Valid)
+    }
+}
+
+/// Per-request context shared by the handlers.
+pub struct Req<'a> {
+    pub msg: &'a [u8],
+    pub command: Command,
+    pub message_id: u64,
+    pub session_id: u64,
+    pub tree_id: u32,
+    pub flags: u32,
+    /// The FileId a related compound member inherits (MS-SMB2 3.3.5.2.7.2).
+    pub related_file_id: Option<FileId>,
+    pub credit_charge: u16,
+}
+
+impl<'a> Req<'a> {
+    pub fn body(&self) -> Body<'a> {
+        Body::new(self.msg)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FileId {
+    pub persistent: u64,
+    pub volatile: u64,
+}
+
+impl FileId {
+    pub const RELATED: FileId = FileId {
+        persistent: u64::MAX,
+        volatile: u64::MAX,
+    };
+    pub fn parse(b: &Body, off: usize) -> Result<FileId, WireError> {
+        Ok(FileId {
+            persistent: b.u64(off)?,
+            volatile: b.u64(off + 8)?,
+        })
+    }
+    pub fn put(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.persistent);
+        out.put_u64(self.volatile);
+    }
+}
+
+/// What a handler answers.
+pub enum Reply {
+    /// A response body (from StructureSize on) with its status.
+    Body { status: u32, body: Vec<u8> },
+    /// The operation went async: an interim STATUS_PENDING was (to be) sent with this
+    /// AsyncId, the final response follows through the outbox.
+    Pending { async_id: u64 },
+    /// No response at all (CANCEL).
+    None,
+}
+
+impl Reply {
+    pub fn ok(body: Vec<u8>) -> Reply {
+        Reply::Body {
+            status: status::SUCCESS,
+            body,
+        }
+    }
+}
+
+/// A failure: an NTSTATUS for the error response, or the end of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fail {
+    Status(u32),
+    /// Optional error data (e.g. the 4-byte required size of STATUS_BUFFER_TOO_SMALL).
+    StatusData(u32, u32),
+    Disconnect,
+}
+
+impl From<WireError> for Fail {
+    fn from(_: WireError) -> Fail {
+        Fail::Status(status::INVALID_PARAMETER)
+    }
+}
+
+pub type HResult = Result<Reply, Fail>;
+
+/// One client connection's protocol state.
+pub struct Conn {
+    pub server: Arc<Server>,
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub outbox: Outbox,
+    pub neg: NegotiateState,
+    pub credits: CreditWindow,
+    pub sessions: HashMap<u64, Session>,
+    pub opens: HashMap<u64, files::Open>,
+    pub pending: HashMap<u64, Pending>,
+    /// The SessionId a SESSION_SETUP response carries (a new session's id).
+    pub last_session_setup_id: Option<u64>,
+    /// The TreeId a TREE_CONNECT response carries.
+    pub last_tree_id: Option<u32>,
+    /// Which preauth hash the response being built extends (3.1.1).
+    pub preauth_pending: Option<PreauthTarget>,
+    /// A LOGOFF whose session goes once its (signed) response is out.
+    pub deferred_logoff: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum PreauthTarget {
+    Connection,
+    Session(u64),
+}
+
+/// An operation that went async and can be cancelled.
+pub struct Pending {
+    pub message_id: u64,
+    pub session_id: u64,
+    pub kind: PendingKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingKind {
+    Notify { volatile: u64 },
+    Lock { volatile: u64 },
+}
+
+/// How the shell should go on after a frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+impl Conn {
+    pub fn new(server: Arc<Server>, peer: SocketAddr, local: SocketAddr, outbox: Outbox) -> Conn {
+        let id = server.new_id();
+        Conn {
+            server,
+            id,
+            peer,
+            local,
+            outbox,
+            neg: NegotiateState::default(),
+            credits: CreditWindow::default(),
+            sessions: HashMap::new(),
+            opens: HashMap::new(),
+            pending: HashMap::new(),
+            last_session_setup_id: None,
+            last_tree_id: None,
+            preauth_pending: None,
+            deferred_logoff: None,
+        }
+    }
+
+    /// Handles one transport message (a single request or a compound chain).
+    pub fn handle_frame(&mut self, frame: &[u8]) -> Flow {
+        if frame.len() >= 4 && frame[0..4] == crate::wire::header::SMB1_PROTOCOL_ID {
+            return negotiate::handle_smb1(self, frame);
+        }
+        if frame.len() >= 4 && frame[0..4] == crate::wire::header::TRANSFORM_PROTOCOL_ID {
+            tracing::warn!(peer = %self.peer, "encrypted message but no encryption was negotiated");
+            return Flow::Close;
+        }
+        let mut out: Vec<u8> = Vec::new();
+        let mut last_start: Option<usize> = None;
+        let mut off = 0usize;
+        let mut related_file_id: Option<FileId> = None;
+        let mut related_session = 0u64;
+        let mut related_tree = 0u32;
+        let mut related_failed: Option<u32> = None;
+        let mut first = true;
+        loop {
+            let rest = &frame[off..];
+            let hdr = match Header::new_checked(rest) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, error = %e, "malformed SMB2 message; closing connection");
+                    return Flow::Close;
+                }
+            };
+            let next = hdr.next_command() as usize;
+            let msg_len = if next == 0 { rest.len() } else { next };
+            if msg_len < HEADER_LEN || msg_len > rest.len() || (next != 0 && next % 8 != 0) {
+                tracing::warn!(peer = %self.peer, "bad NextCommand; closing connection");
+                return Flow::Close;
+            }
+            let msg = &rest[..msg_len];
+            let related = hdr.is_related() && !first;
+            let (session_id, tree_id) = if related {
+                (related_session, related_tree)
+            } else {
+                (hdr.session_id(), hdr.tree_id())
+            };
+            let command = hdr.command();
+            let req_related_fid = if related { related_file_id } else { None };
+            if !related {
+                related_failed = None;
+            }
+            let result: HResult = match command {
+                None => Err(Fail::Status(status::INVALID_PARAMETER)),
+                Some(Command::Cancel) => {
+                    self.cancel(&hdr);
+                    Ok(Reply::None)
+                }
+                Some(cmd) => {
+                    let charge = hdr.credit_charge();
+                    if !self.credits.consume(hdr.message_id(), charge as u64) {
+                        tracing::warn!(peer = %self.peer, mid = hdr.message_id(), "message id outside the credit window; closing connection");
+                        return Flow::Close;
+                    }
+                    if let (true, Some(st)) = (related, related_failed) {
+                        Err(Fail::Status(st))
+                    } else {
+                        let req = Req {
+                            msg,
+                            command: cmd,
+                            message_id: hdr.message_id(),
+                            session_id,
+                            tree_id,
+                            flags: hdr.flags(),
+                            related_file_id: req_related_fid,
+                            credit_charge: charge,
+                        };
+                        self.dispatch(&req)
+                    }
+                }
+            };
+            let reply_status;
+            match result {
+                Ok(Reply::None) => {
+                    reply_status = status::SUCCESS;
+                }
+                Ok(Reply::Pending { async_id }) => {
+                    reply_status = status::PENDING;
+                    let body = error_body(0);
+                    self.append_response(
+                        &mut out,
+                        &mut last_start,
+                        &hdr,
+                        session_id,
+                        tree_id,
+                        status::PENDING,
+                        &body,
+                        Some(async_id),
+                    );
+                }
+                Ok(Reply::Body { status: st, body }) => {
+                    reply_status = st;
+                    // A CREATE's FileId is what related members that follow use.
+                    if command == Some(Command::Create) && st == status::SUCCESS {
+                        if let Ok(fid) = FileId::parse(&Body::new(&synthetic(&body)), 64) {
+                            related_file_id = Some(fid);
+                        }
+                    }
+                    let sid = if command == Some(Command::SessionSetup) {
+                        self.last_session_setup_id.take().unwrap_or(session_id)
+                    } else {
+                        session_id
+                    };
+                    self.append_response(
+                        &mut out,
+                        &mut last_start,
+                        &hdr,
+                        sid,
+                        tree_id,
+                        st,
+                        &body,
+                        None,
+                    );
+                    if command == Some(Command::TreeConnect) && st == status::SUCCESS {
+                        if let Some(t) = self.last_tree_id.take() {
+                            related_tree = t;
+                            let start = last_start.unwrap_or(0);
+                            out[start + field::TREE_ID.start..start + field::TREE_ID.end]
+                                .copy_from_slice(&t.to_le_bytes());
+                            self.resign(&mut out, start, sid);
+                        }
+                    }
+                }
+                Err(Fail::Disconnect) => return Flow::Close,
+                Err(Fail::Status(st)) => {
+                    reply_status = st;
+                    let body = error_body(0);
+                    self.append_response(
+                        &mut out,
+                        &mut last_start,
+                        &hdr,
+                        session_id,
+                        tree_id,
+                        st,
+                        &body,
+                        None,
+                    );
+                }
+                Err(Fail::StatusData(st, data)) => {
+                    reply_status = st;
+                    let body = error_body_with(&data.to_le_bytes());
+                    self.append_response(
+                        &mut out,
+                        &mut last_start,
+                        &hdr,
+                        session_id,
+                        tree_id,
+                        st,
+                        &body,
+                        None,
+                    );
+                }
+            }
+            if let Some(target) = self.preauth_pending.take() {
+                let start = last_start.unwrap_or(0);
+                let resp = &out[start..];
+                match target {
+                    PreauthTarget::Connection => {
+                        if let Some(h) = self.neg.preauth.as_mut() {
+                            h.update(resp);
+                        }
+                    }
+                    PreauthTarget::Session(id) => {
+                        if let Some(h) = self.sessions.get_mut(&id).and_then(|s| s.preauth.as_mut()) {
+                            h.update(resp);
+                        }
+                    }
+                }
+            }
+            if reply_status != status::SUCCESS
+                && reply_status != status::PENDING
+                && reply_status != status::BUFFER_OVERFLOW
+                && command == Some(Command::Create)
+            {
+                related_failed = Some(reply_status);
+            }
+            if command != Some(Command::TreeConnect) {
+                related_tree = tree_id;
+            }
+            related_session = session_id;
+            first = false;
+            if next == 0 {
+                break;
+            }
+            off += next;
+            if off >= frame.len() {
+                break;
+            }
+        }
+        if !out.is_empty() && !self.outbox.send(out) {
+            return Flow::Close;
+        }
+        if let Some(id) = self.deferred_logoff.take() {
+            self.logoff(id);
+        }
+        Flow::Continue
+    }
+
+    fn dispatch(&mut self, req: &Req) -> HResult {
+        use Command::*;
+        match req.command {
+            Negotiate => negotiate::handle(self, req),
+            SessionSetup => session::handle_setup(self, req),
+            Echo => {
+                req.body().expect_structure_size(4)?;
+                Ok(Reply::ok(vec![4, 0, 0, 0]))
+            }
+            _ => {
+                if !self.neg.done {
+                    return Err(Fail::Disconnect);
+                }
+                self.check_session(req)?;
+                match req.command {
+                    Logoff => session::handle_logoff(self, req),
+                    TreeConnect => tree::handle_connect(self, req),
+                    TreeDisconnect => tree::handle_disconnect(self, req),
+                    Create => create::handle_create(self, req),
+                    Close => create::handle_close(self, req),
+                    Flush => io::handle_flush(self, req),
+                    Read => io::handle_read(self, req),
+                    Write => io::handle_write(self, req),
+                    Lock => lock::handle_lock(self, req),
+                    Ioctl => ioctl::handle_ioctl(self, req),
+                    QueryDirectory => dir::handle_query_directory(self, req),
+                    ChangeNotify => notify::handle_change_notify(self, req),
+                    QueryInfo => info::handle_query_info(self, req),
+                    SetInfo => info::handle_set_info(self, req),
+                    OplockBreak => Err(Fail::Status(status::INVALID_OPLOCK_PROTOCOL)),
+                    Negotiate | SessionSetup | Echo | Cancel => unreachable_status(),
+                }
+            }
+        }
+    }
+
+    /// MS-SMB2 3.3.5.2.9: the session must exist and be valid; signatures are checked.
+    fn check_session(&mut self, req: &Req) -> Result<(), Fail> {
+        let sess = self
+            .sessions
+            .get(&req.session_id)
+            .ok_or(Fail::Status(status::USER_SESSION_DELETED))?;
+        if !sess.is_valid() {
+            return Err(Fail::Status(status::USER_SESSION_DELETED));
+        }
+        self.check_signature(req.msg, req.session_id)
+    }
+
+    pub fn check_signature(&self, msg: &[u8], session_id: u64) -> Result<(), Fail> {
+        let Some(sess) = self.sessions.get(&session_id) else {
+            return Ok(());
+        };
+        let signed = Header::new_unchecked(msg).is_signed();
+        match (&sess.signer, signed) {
+            (Some(signer), true) => {
+                if signer.verify(msg) {
+                    Ok(())
+                } else {
+                    tracing::warn!(peer = %self.peer, session = session_id, "bad signature");
+                    Err(Fail::Status(status::ACCESS_DENIED))
+                }
+            }
+            (_, false) if sess.signing_required && sess.is_valid() => {
+                tracing::warn!(peer = %self.peer, session = session_id, "unsigned request on a session that requires signing");
+                Err(Fail::Status(status::ACCESS_DENIED))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn session(&mut self, id: u64) -> Result<&mut Session, Fail> {
+        self.sessions
+            .get_mut(&id)
+            .ok_or(Fail::Status(status::USER_SESSION_DELETED))
+    }
+
+    pub fn tree(&self, req: &Req) -> Result<&Tree, Fail> {
+        self.sessions
+            .get(&req.session_id)
+            .and_then(|s| s.trees.get(&req.tree_id))
+            .ok_or(Fail::Status(status::NETWORK_NAME_DELETED))
+    }
+
+    /// Builds a response header for `req_hdr`, appends it and the body to `out` (a compound
+    /// response is 8-byte aligned with NextCommand set) and signs it.
+    #[allow(clippy::too_many_arguments)]
+    fn append_response(
+        &mut self,
+        out: &mut Vec<u8>,
+        last_start: &mut Option<usize>,
+        req_hdr: &Header<&[u8]>,
+        session_id: u64,
+        tree_id: u32,
+        st: u32,
+        body: &[u8],
+        async_id: Option<u64>,
+    ) {
+        if let Some(prev) = *last_start {
+            // Pad the previous response and link it to this one, then re-sign it.
+            out.pad_to(8);
+            let next = (out.len() - prev) as u32;
+            out.set_u32(prev + field::NEXT_COMMAND.start, next);
+            let prev_sid = u64::from_le_bytes(
+                out[prev + field::SESSION_ID.start..prev + field::SESSION_ID.end]
+                    .try_into()
+                    .unwrap_or([0; 8]),
+            );
+            self.resign(out, prev, prev_sid);
+        }
+        let start = out.len();
+        let granted = self.grant_credits(req_hdr);
+        let mut hdr = [0u8; HEADER_LEN];
+        {
+            let mut h = Header::new_unchecked(&mut hdr[..]);
+            h.set_protocol();
+            h.set_credit_charge(req_hdr.credit_charge());
+            h.set_status(st);
+            h.set_command(req_hdr.command_raw());
+            h.set_credit(granted);
+            let mut fl = flags::SERVER_TO_REDIR | (req_hdr.flags() & flags::PRIORITY_MASK);
+            if *last_start.as_ref().unwrap_or(&usize::MAX) != usize::MAX || req_hdr.is_related()
+            {
+                fl |= req_hdr.flags() & flags::RELATED_OPERATIONS;
+            }
+            h.set_message_id(req_hdr.message_id());
+            if let Some(aid) = async_id {
+                fl |= flags::ASYNC_COMMAND;
+                h.set_async_id(aid);
+            } else {
+                h.set_process_id(0xFEFF);
+                h.set_tree_id(tree_id);
+            }
+            h.set_flags(fl);
+            h.set_session_id(session_id);
+        }
+        out.extend_from_slice(&hdr);
+        out.extend_from_slice(body);
+        *last_start = Some(start);
+        self.resign(out, start, session_id);
+    }
+
+    /// Signs the response at `start` (to the end of `out`) when its session signs.
+    fn resign(&self, out: &mut [u8], start: usize, session_id: u64) {
+        let Some(sess) = self.sessions.get(&session_id) else {
+            return;
+        };
+        let Some(signer) = &sess.signer else { return };
+        let st = u32::from_le_bytes(
+            out[start + field::STATUS.start..start + field::STATUS.end]
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        let cmd = u16::from_le_bytes([out[start + 12], out[start + 13]]);
+        // An interim STATUS_PENDING is not signed (MS-SMB2 3.3.4.1.1); neither is a failed
+        // session setup.
+        if st == status::PENDING {
+            return;
+        }
+        if cmd == Command::SessionSetup as u16 && st != status::SUCCESS {
+            return;
+        }
+        if !(sess.signing_required || sess.is_valid()) {
+            return;
+        }
+        let msg = &mut out[start..];
+        let fl = u32::from_le_bytes(msg[16..20].try_into().unwrap_or([0; 4])) | flags::SIGNED;
+        msg[16..20].copy_from_slice(&fl.to_le_bytes());
+        signer.sign(msg);
+    }
+
+    fn grant_credits(&mut self, req_hdr: &Header<&[u8]>) -> u16 {
+        if req_hdr.command() == Some(Command::Cancel) {
+            return 0;
+        }
+        let asked = req_hdr.credit().max(1) as u64;
+        let charge = (req_hdr.credit_charge() as u64).max(1);
+        let max = self.server.cfg.max_credits as u64;
+        let outstanding = self.credits.outstanding();
+        let room = max.saturating_sub(outstanding);
+        // Always give back at least what the request cost, so the client never starves.
+        let grant = asked.max(charge).min(room.max(1)).min(u16::MAX as u64);
+        let grant = if outstanding == 0 { grant.max(1) } else { grant };
+        self.credits.grant(grant);
+        grant as u16
+    }
+
+    /// Sends a final async response (MS-SMB2 3.3.4.2) for a pending operation.
+    pub fn complete_async(&self, p: &AsyncTarget, st: u32, body: &[u8]) {
+        p.complete(st, body);
+    }
+
+    /// CANCEL (MS-SMB2 3.3.5.16): the pending operation with this AsyncId (or MessageId)
+    /// completes with STATUS_CANCELLED.
+    fn cancel(&mut self, hdr: &Header<&[u8]>) {
+        let key = if hdr.is_async() {
+            Some(hdr.async_id())
+        } else {
+            self.pending
+                .iter()
+                .find(|(_, p)| p.message_id == hdr.message_id() && p.session_id == hdr.session_id())
+                .map(|(k, _)| *k)
+        };
+        if let Some(aid) = key {
+            if let Some(p) = self.pending.remove(&aid) {
+                match p.kind {
+                    PendingKind::Notify { .. } => {
+                        notify::cancel(self, aid, status::CANCELLED);
+                    }
+                    PendingKind::Lock { .. } => {
+                        lock::cancel(self, aid, status::CANCELLED);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Builds the async-completion target for a request that is going async now.
+    pub fn async_target(&self, req: &Req, async_id: u64) -> AsyncTarget {
+        let signer = self
+            .sessions
+            .get(&req.session_id)
+            .and_then(|s| s.signer.clone());
+        AsyncTarget {
+            outbox: self.outbox.clone(),
+            conn_id: self.id,
+            async_id,
+            message_id: req.message_id,
+            session_id: req.session_id,
+            command: req.command as u16,
+            signer,
+        }
+    }
+}
+
+/// Everything needed to send the final response of an async operation, from any thread.
+#[derive(Clone)]
+pub struct AsyncTarget {
+    pub outbox: Outbox,
+    pub conn_id: u64,
+    pub async_id: u64,
+    pub message_id: u64,
+    pub session_id: u64,
+    pub command: u16,
+    pub signer: Option<Arc<Signer>>,
+}
+
+impl AsyncTarget {
+    pub fn complete(&self, st: u32, body: &[u8]) {
+        let mut msg = vec![0u8; HEADER_LEN];
+        {
+            let mut h = Header::new_unchecked(&mut msg[..]);
+            h.set_protocol();
+            h.set_status(st);
+            h.set_command(self.command);
+            h.set_credit(0);
+            let mut fl = flags::SERVER_TO_REDIR | flags::ASYNC_COMMAND;
+            if self.signer.is_some() {
+                fl |= flags::SIGNED;
+            }
+            h.set_flags(fl);
+            h.set_message_id(self.message_id);
+            h.set_async_id(self.async_id);
+            h.set_session_id(self.session_id);
+        }
+        if body.is_empty() {
+            msg.extend_from_slice(&error_body(0));
+        } else {
+            msg.extend_from_slice(body);
+        }
+        if let Some(s) = &self.signer {
+            s.sign(&mut msg);
+        }
+        self.outbox.send(msg);
+    }
+}
+
+/// The SMB2 ERROR response body (MS-SMB2 2.2.2) with no error data.
+pub fn error_body(_ctx: u8) -> Vec<u8> {
+    vec![9, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+/// The SMB2 ERROR response body with error data (ByteCount = data length).
+pub fn error_body_with(data: &[u8]) -> Vec<u8> {
+    let mut b = vec![9, 0, 0, 0];
+    b.put_u32(data.len() as u32);
+    b.extend_from_slice(data);
+    b
+}
+
+/// A response body placed behind a zeroed header so `Body` offsets line up.
+fn synthetic(body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8; HEADER_LEN];
+    m.extend_from_slice(body);
+    m
+}
+
+fn unreachable_status() -> HResult {
+    Err(Fail::Status(status::INTERNAL_ERROR))
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl Conn {
+    /// Ends a session: its opens close and its trees go.
+    pub fn logoff(&mut self, session_id: u64) {
+        let vols: Vec<u64> = self
+            .opens
+            .iter()
+            .filter(|(_, o)| o.session_id == session_id)
+            .map(|(v, _)| *v)
+            .collect();
+        for v in vols {
+            create::close_open(self, v);
+        }
+        self.sessions.remove(&session_id);
+    }
+
+    /// Releases everything the connection held: opens (share modes, locks, delete on
+    /// close), pending operations and change-notify registrations.
+    pub fn teardown(&mut self) {
+        let vols: Vec<u64> = self.opens.keys().copied().collect();
+        for v in vols {
+            create::close_open(self, v);
+        }
+        let conn_id = self.id;
+        if let Ok(mut n) = self.server.notify.lock() {
+            n.remove_conn(conn_id);
+        }
+        self.pending.clear();
+    }
+}

@@ -1,0 +1,99 @@
+//! The real `duetd` binary driven by the real smbclient: what a user does with a share.
+
+mod common;
+use common::*;
+
+fn assert_ok(node: &Node, o: &std::process::Output) {
+    assert!(
+        o.status.success() && !text(o).contains("NT_STATUS_"),
+        "smbclient failed:\n{}\n--- duetd log ---\n{}",
+        text(o),
+        node.log()
+    );
+}
+
+#[test]
+fn put_get_ls_with_signing_required_on_every_dialect() {
+    let node = Node::start();
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let src = node.dir.path().join("src.bin");
+    std::fs::write(&src, &payload).unwrap();
+    for proto in ["SMB2_02", "SMB2_10", "SMB3_00", "SMB3_02", "SMB3_11"] {
+        let name = format!("file-{proto}.bin");
+        let back = node.dir.path().join(format!("back-{proto}.bin"));
+        let o = node.smbclient(
+            &[&format!("--option=client max protocol={proto}"), &format!("--option=client min protocol={proto}")],
+            &format!("put {} {name}; get {name} {}; ls", src.display(), back.display()),
+        );
+        assert_ok(&node, &o);
+        assert_eq!(std::fs::read(node.share.join(&name)).unwrap(), payload, "{proto}: data on disk");
+        assert_eq!(std::fs::read(&back).unwrap(), payload, "{proto}: data read back");
+        assert!(text(&o).contains(&name), "{proto}: ls lists the file:\n{}", text(&o));
+    }
+}
+
+#[test]
+fn mkdir_rename_del_rmdir() {
+    let node = Node::start();
+    let src = node.dir.path().join("a.txt");
+    std::fs::write(&src, b"hello duet\n").unwrap();
+    let o = node.smbclient(
+        &[],
+        &format!("mkdir docs; cd docs; put {} a.txt; rename a.txt b.txt; ls", src.display()),
+    );
+    assert_ok(&node, &o);
+    assert!(node.share.join("docs/b.txt").is_file());
+    assert!(!node.share.join("docs/a.txt").exists());
+    assert_eq!(std::fs::read(node.share.join("docs/b.txt")).unwrap(), b"hello duet\n");
+
+    let o = node.smbclient(&[], "cd docs; del b.txt; cd ..; rmdir docs; ls");
+    assert_ok(&node, &o);
+    assert!(!node.share.join("docs").exists(), "rmdir removed the directory");
+
+    // rmdir of a non-empty directory is refused and keeps it.
+    std::fs::create_dir(node.share.join("full")).unwrap();
+    std::fs::write(node.share.join("full/x"), b"x").unwrap();
+    let o = node.smbclient(&[], "rmdir full");
+    assert!(text(&o).contains("NT_STATUS_DIRECTORY_NOT_EMPTY"), "{}", text(&o));
+    assert!(node.share.join("full/x").exists());
+}
+
+#[test]
+fn share_listing() {
+    let node = Node::start();
+    let o = smbclient_cmd(node.port, &format!("{USER}%{PASSWORD}"), "-L", &["//127.0.0.1"], None);
+    let out = text(&o);
+    assert!(o.status.success(), "smbclient -L failed:\n{out}\n{}", node.log());
+    assert!(out.lines().any(|l| l.trim_start().starts_with("share") && l.contains("Disk")), "{out}");
+    assert!(out.contains("IPC$"), "{out}");
+}
+
+#[test]
+fn wrong_password_and_anonymous_are_refused() {
+    let node = Node::start();
+    let o = smbclient_cmd(node.port, &format!("{USER}%wrong-password"), "//127.0.0.1/share", &[], Some("ls"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("NT_STATUS_LOGON_FAILURE"), "{}", text(&o));
+    let o = smbclient_cmd(node.port, "nobody%x", "//127.0.0.1/share", &[], Some("ls"));
+    assert!(text(&o).contains("NT_STATUS_LOGON_FAILURE"), "{}", text(&o));
+    let o = std::process::Command::new("smbclient")
+        .args(["//127.0.0.1/share", "-p", &node.port.to_string(), "-N", "-c", "ls"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "anonymous logon must fail: {}", text(&o));
+    // The right password still works afterwards.
+    let o = node.smbclient(&[], "ls");
+    assert_ok(&node, &o);
+}
+
+#[test]
+fn unknown_share_and_escape_attempts() {
+    let node = Node::start();
+    let o = smbclient_cmd(node.port, &format!("{USER}%{PASSWORD}"), "//127.0.0.1/nope", &[], Some("ls"));
+    assert!(text(&o).contains("NT_STATUS_BAD_NETWORK_NAME"), "{}", text(&o));
+    // A symlink inside the share that leads outside it is not followed.
+    std::os::unix::fs::symlink("/etc", node.share.join("etc-link")).unwrap();
+    let o = node.smbclient(&[], "get etc-link/hostname /dev/null");
+    assert!(text(&o).contains("NT_STATUS_"), "escape must fail: {}", text(&o));
+    assert!(!text(&o).contains("getting file"), "{}", text(&o));
+}

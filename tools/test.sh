@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# duet's one test command: installs what the tests need (Debian packages, Rust components),
+# then runs every test: unit, property and integration tests (cargo), and smbtorture
+# against the real duetd, compared with tools/torture/expected.txt.
+# Usage: tools/test.sh [--no-install] [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+INSTALL=1
+for a in "$@"; do
+    case "$a" in
+        --no-install) INSTALL=0 ;;
+        *) echo "tools/test.sh: unknown option $a" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$INSTALL" = 1 ]; then
+    need=()
+    for p in smbclient samba-testsuite; do
+        dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "== installing ${need[*]}"
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO=sudo
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+echo "== cargo build"
+cargo build --release --bins --quiet
+
+echo "== cargo test"
+if command -v cargo-nextest >/dev/null 2>&1; then
+    cargo nextest run --workspace --release --no-fail-fast
+else
+    cargo test --workspace --release --no-fail-fast
+fi
+
+echo "== smbtorture against duetd"
+tools/torture/run.sh target/release/duetd
