@@ -121,7 +121,19 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
         .enable_all()
         .build()
         .map_err(|e| Exit::Fail(format!("tokio runtime: {e}")))?;
-    let server = Server::new(cfg.server_config(), store);
+    let mut server_cfg = cfg.server_config();
+    // Settings in the state store (duetctl set KEY VALUE) override the board file.
+    match store.setting("smb.signing_required") {
+        Ok(Some(v)) => match v.as_str() {
+            "true" | "yes" | "1" => server_cfg.signing_required = true,
+            "false" | "no" | "0" => server_cfg.signing_required = false,
+            other => return Err(Exit::Fail(format!("setting smb.signing_required = {other:?}: expected true or false"))),
+        },
+        Ok(None) => {}
+        Err(e) => return Err(Exit::Fail(e.to_string())),
+    }
+    tracing::info!(signing_required = server_cfg.signing_required, "SMB settings");
+    let server = Server::new(server_cfg, store);
     let max_conns = cfg.limits.max_connections;
     rt.block_on(async move {
         let mut tasks = Vec::new();

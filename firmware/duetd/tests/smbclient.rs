@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 
+
 fn assert_ok(node: &Node, o: &std::process::Output) {
     assert!(
         o.status.success() && !text(o).contains("NT_STATUS_"),
@@ -61,7 +62,11 @@ fn mkdir_rename_del_rmdir() {
 #[test]
 fn share_listing() {
     let node = Node::start();
-    let o = smbclient_cmd(node.port, &format!("{USER}%{PASSWORD}"), "-L", &["//127.0.0.1"], None);
+    let o = std::process::Command::new("smbclient")
+        .args(["-L", "//127.0.0.1", "-p", &node.port.to_string(), "-U", &format!("{USER}%{PASSWORD}")])
+        .arg("--option=client signing=required")
+        .output()
+        .unwrap();
     let out = text(&o);
     assert!(o.status.success(), "smbclient -L failed:\n{out}\n{}", node.log());
     assert!(out.lines().any(|l| l.trim_start().starts_with("share") && l.contains("Disk")), "{out}");

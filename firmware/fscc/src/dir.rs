@@ -3,7 +3,9 @@
 
 use crate::consts::*;
 use crate::file_info::{reported_attributes, FileBasics};
-use crate::wire::{block_align, put_u16, put_u32, put_u64, put_u8, put_utf16, put_zeros, utf16_len_u32};
+use crate::wire::{
+    block_align, put_u16, put_u32, put_u64, put_u8, put_utf16, put_zeros, utf16_len_u32,
+};
 use crate::FsccError;
 
 /// Builds one QUERY_DIRECTORY output buffer: entries of one class chained

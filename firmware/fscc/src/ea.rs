@@ -16,9 +16,9 @@ pub(crate) const EA_HEADER: usize = 8;
 fn valid_ea_name(name: &[u8]) -> bool {
     !name.is_empty()
         && name.len() < 255
-        && name.iter().all(|&b| {
-            (0x20..0x7F).contains(&b) && !b"\\/:*?\"<>|,+=[];".contains(&b)
-        })
+        && name
+            .iter()
+            .all(|&b| (0x20..0x7F).contains(&b) && !b"\\/:*?\"<>|,+=[];".contains(&b))
 }
 
 /// MS-FSCC 2.4.16: Flags is 0 or FILE_NEED_EA.
@@ -53,12 +53,16 @@ pub(crate) fn decode_full_ea_list(input: &[u8]) -> Result<Vec<FullEa>, FsccError
         if entry_end > input.len() || input[name_end] != 0 {
             return Err(inconsistent);
         }
-        raw.push((flags, &input[name_start..name_end], &input[name_end + 1..entry_end]));
+        raw.push((
+            flags,
+            &input[name_start..name_end],
+            &input[name_end + 1..entry_end],
+        ));
         if next == 0 {
             break;
         }
         let next_off = off.checked_add(next).ok_or(inconsistent)?;
-        if next % 4 != 0 || next_off < entry_end {
+        if next & 3 != 0 || next_off < entry_end {
             return Err(inconsistent);
         }
         off = next_off;
@@ -100,7 +104,11 @@ pub fn encode_full_ea_list(
     let mut used = 0usize;
     let mut fit = 0usize;
     for ea in eas {
-        let start = if fit == 0 { 0 } else { used.next_multiple_of(4) };
+        let start = if fit == 0 {
+            0
+        } else {
+            used.next_multiple_of(4)
+        };
         let end = start + entry_len(ea);
         if end > max_output {
             break;

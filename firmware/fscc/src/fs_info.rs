@@ -72,7 +72,10 @@ pub fn encode_fs_info(class: u8, s: &FsStats, out: &mut Vec<u8>) -> Result<(), F
             put_u64(out, s.volume_creation_time);
             put_u32(out, s.volume_serial);
             put_u32(out, label_len);
-            put_u8(out, u8::from(s.fs_attributes & FILE_SUPPORTS_OBJECT_IDS != 0));
+            put_u8(
+                out,
+                u8::from(s.fs_attributes & FILE_SUPPORTS_OBJECT_IDS != 0),
+            );
             put_u8(out, 0); // Reserved
             put_utf16(out, &s.volume_label);
         }

@@ -64,19 +64,25 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
     let mut next = vec![false; n + 1];
     states[0] = true;
 
+    // For DOS_STAR: the index of the name's final '.'.
+    let last_dot = name.iter().rposition(|&c| c == '.');
+
     let mut i = 0;
     loop {
         let finished = i == name.len();
         if finished && states[n] {
             return true;
         }
-        // For DOS_STAR: is there a '.' after the current character?
         let c = name.get(i).copied().unwrap_or('\0');
-        let later_dot = !finished && name[i + 1..].contains(&'.');
+        let later_dot = last_dot.is_some_and(|d| d > i);
 
         next.iter_mut().for_each(|s| *s = false);
-        for p in 0..n {
-            if !states[p] {
+        // Highest expression position examined for this character: a chain
+        // starting at or below it is a suffix of one already followed, so
+        // every position is examined at most once per name character.
+        let mut explored: Option<usize> = None;
+        for (p, &on) in states[..n].iter().enumerate() {
+            if !on || explored.is_some_and(|e| p <= e) {
                 continue;
             }
             // Follow the expression from p for the current character (or
@@ -140,6 +146,7 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
                     next[n] = true;
                 }
             }
+            explored = Some(q);
         }
         std::mem::swap(&mut states, &mut next);
         if finished {

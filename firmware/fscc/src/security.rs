@@ -158,9 +158,7 @@ impl FromStr for Sid {
                 }
                 u64::from_str_radix(hex, 16).map_err(|_| bad)?
             }
-            _ => parse_decimal(auth)
-                .filter(|&v| v < 1 << 32)
-                .ok_or(bad)?,
+            _ => parse_decimal(auth).filter(|&v| v < 1 << 32).ok_or(bad)?,
         };
         let sub_authorities = parts
             .map(|p| {

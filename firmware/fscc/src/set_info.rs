@@ -79,8 +79,10 @@ const RENAME_SIZE: usize = 24;
 const RENAME_NAME_OFFSET: usize = 20;
 
 /// Flags FileModeInformation may carry in a SET (MS-FSA 2.1.5.15.8).
-const SETTABLE_MODE: u32 =
-    FILE_WRITE_THROUGH | FILE_SEQUENTIAL_ONLY | FILE_SYNCHRONOUS_IO_ALERT | FILE_SYNCHRONOUS_IO_NONALERT;
+const SETTABLE_MODE: u32 = FILE_WRITE_THROUGH
+    | FILE_SEQUENTIAL_ONLY
+    | FILE_SYNCHRONOUS_IO_ALERT
+    | FILE_SYNCHRONOUS_IO_NONALERT;
 
 /// Flags defined for FileDispositionInformationEx (MS-FSCC 2.4.12).
 const DISPOSITION_EX_FLAGS: u32 = FILE_DISPOSITION_DELETE
@@ -201,7 +203,9 @@ pub fn decode_set_file_info(class: u8, input: &[u8]) -> Result<SetFileInfo, Fscc
         }
         FILE_POSITION_INFORMATION => {
             need(input, 8)?;
-            Ok(SetFileInfo::Position(non_negative(get_u64(input, 0).ok_or(bad)?)?))
+            Ok(SetFileInfo::Position(non_negative(
+                get_u64(input, 0).ok_or(bad)?,
+            )?))
         }
         FILE_MODE_INFORMATION => {
             need(input, 4)?;
@@ -214,11 +218,15 @@ pub fn decode_set_file_info(class: u8, input: &[u8]) -> Result<SetFileInfo, Fscc
         }
         FILE_ALLOCATION_INFORMATION => {
             need(input, 8)?;
-            Ok(SetFileInfo::Allocation(non_negative(get_u64(input, 0).ok_or(bad)?)?))
+            Ok(SetFileInfo::Allocation(non_negative(
+                get_u64(input, 0).ok_or(bad)?,
+            )?))
         }
         FILE_END_OF_FILE_INFORMATION => {
             need(input, 8)?;
-            Ok(SetFileInfo::EndOfFile(non_negative(get_u64(input, 0).ok_or(bad)?)?))
+            Ok(SetFileInfo::EndOfFile(non_negative(
+                get_u64(input, 0).ok_or(bad)?,
+            )?))
         }
         FILE_VALID_DATA_LENGTH_INFORMATION => {
             need(input, 8)?;

@@ -73,7 +73,7 @@ pub(crate) fn get_u64(buf: &[u8], off: usize) -> Option<u64> {
 /// Decodes a UTF-16LE byte string. An odd byte count or an unpaired
 /// surrogate is `InvalidParameter`.
 pub(crate) fn decode_utf16le(bytes: &[u8]) -> Result<String, FsccError> {
-    if bytes.len() % 2 != 0 {
+    if bytes.len() & 1 != 0 {
         return Err(FsccError::InvalidParameter);
     }
     let units = bytes
@@ -107,10 +107,19 @@ mod tests {
         assert_eq!(decode_utf16le(&[0x61, 0x00, 0x62, 0x00]).unwrap(), "ab");
         assert_eq!(decode_utf16le(&[0x61]), Err(FsccError::InvalidParameter));
         // Lone high surrogate, lone low surrogate.
-        assert_eq!(decode_utf16le(&[0x00, 0xD8]), Err(FsccError::InvalidParameter));
-        assert_eq!(decode_utf16le(&[0x00, 0xDC, 0x61, 0x00]), Err(FsccError::InvalidParameter));
+        assert_eq!(
+            decode_utf16le(&[0x00, 0xD8]),
+            Err(FsccError::InvalidParameter)
+        );
+        assert_eq!(
+            decode_utf16le(&[0x00, 0xDC, 0x61, 0x00]),
+            Err(FsccError::InvalidParameter)
+        );
         // A proper pair: U+1F600.
-        assert_eq!(decode_utf16le(&[0x3D, 0xD8, 0x00, 0xDE]).unwrap(), "\u{1F600}");
+        assert_eq!(
+            decode_utf16le(&[0x3D, 0xD8, 0x00, 0xDE]).unwrap(),
+            "\u{1F600}"
+        );
     }
 
     #[test]

@@ -16,13 +16,27 @@ fn utf16(s: &str) -> Vec<u8> {
 
 /// (class, FieldOffset(FileName), offset of FileNameLength, offset of EaSize,
 /// offset of FileId)
-const CLASSES: [(u8, usize, usize, Option<usize>, Option<usize>); 6] = [
+type Layout = (u8, usize, usize, Option<usize>, Option<usize>);
+
+const CLASSES: [Layout; 6] = [
     (FILE_DIRECTORY_INFORMATION, 64, 60, None, None),
     (FILE_FULL_DIRECTORY_INFORMATION, 68, 60, Some(64), None),
     (FILE_BOTH_DIRECTORY_INFORMATION, 94, 60, Some(64), None),
     (FILE_NAMES_INFORMATION, 12, 8, None, None),
-    (FILE_ID_BOTH_DIRECTORY_INFORMATION, 104, 60, Some(64), Some(96)),
-    (FILE_ID_FULL_DIRECTORY_INFORMATION, 80, 60, Some(64), Some(72)),
+    (
+        FILE_ID_BOTH_DIRECTORY_INFORMATION,
+        104,
+        60,
+        Some(64),
+        Some(96),
+    ),
+    (
+        FILE_ID_FULL_DIRECTORY_INFORMATION,
+        80,
+        60,
+        Some(64),
+        Some(72),
+    ),
 ];
 
 fn basics(i: u64) -> FileBasics {
@@ -58,8 +72,15 @@ fn walk(buf: &[u8], name_len_at: usize, fixed: usize) -> Vec<usize> {
             assert_eq!(end, buf.len(), "no padding after the last entry");
             return starts;
         }
-        assert_eq!(next, (end - off).next_multiple_of(8), "NextEntryOffset is the aligned size");
-        assert!(buf[end..off + next].iter().all(|&b| b == 0), "padding is zero");
+        assert_eq!(
+            next,
+            (end - off).next_multiple_of(8),
+            "NextEntryOffset is the aligned size"
+        );
+        assert!(
+            buf[end..off + next].iter().all(|&b| b == 0),
+            "padding is zero"
+        );
         off += next;
     }
 }
@@ -72,7 +93,10 @@ fn every_class_chains_aligned_entries() {
         let mut w = DirEntryWriter::new(class, 65536).unwrap();
         assert!(w.is_empty());
         for (i, name) in names.iter().enumerate() {
-            assert!(w.push(i as u32 * 7, name, &basics(i as u64)), "class {class}");
+            assert!(
+                w.push(i as u32 * 7, name, &basics(i as u64)),
+                "class {class}"
+            );
         }
         assert_eq!(w.len(), names.len());
         let buf = w.finish();
@@ -82,7 +106,11 @@ fn every_class_chains_aligned_entries() {
             let f = basics(i as u64);
             let n = utf16(name);
             assert_eq!(u32_at(&buf, s + 4), i as u32 * 7, "FileIndex");
-            assert_eq!(u32_at(&buf, s + name_len_at) as usize, n.len(), "FileNameLength");
+            assert_eq!(
+                u32_at(&buf, s + name_len_at) as usize,
+                n.len(),
+                "FileNameLength"
+            );
             assert_eq!(&buf[s + fixed..s + fixed + n.len()], &n[..], "FileName");
             if class == FILE_NAMES_INFORMATION {
                 continue;
@@ -105,7 +133,10 @@ fn every_class_chains_aligned_entries() {
             if let Some(o) = id_at {
                 assert_eq!(u64_at(&buf, s + o), f.file_id, "FileId");
             }
-            if matches!(class, FILE_BOTH_DIRECTORY_INFORMATION | FILE_ID_BOTH_DIRECTORY_INFORMATION) {
+            if matches!(
+                class,
+                FILE_BOTH_DIRECTORY_INFORMATION | FILE_ID_BOTH_DIRECTORY_INFORMATION
+            ) {
                 // ShortNameLength, Reserved, ShortName[24] (and Reserved2).
                 assert!(buf[s + 68..s + 94].iter().all(|&b| b == 0), "no short name");
             }

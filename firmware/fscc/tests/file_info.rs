@@ -71,7 +71,10 @@ fn basic_information_is_40_bytes() {
     assert_eq!(u64_at(&b, 8), 0x1112_1314_1516_1718);
     assert_eq!(u64_at(&b, 16), 0x2122_2324_2526_2728);
     assert_eq!(u64_at(&b, 24), 0x3132_3334_3536_3738);
-    assert_eq!(u32_at(&b, 32), FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_HIDDEN);
+    assert_eq!(
+        u32_at(&b, 32),
+        FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_HIDDEN
+    );
     assert_eq!(u32_at(&b, 36), 0, "Reserved");
 }
 
@@ -122,12 +125,27 @@ fn delete_pending_removes_a_link() {
 fn small_fixed_classes() {
     let f = file();
     let o = open("a.txt");
-    assert_eq!(enc(FILE_INTERNAL_INFORMATION, &f, &o), 0xDEAD_BEEF_0000_0042u64.to_le_bytes());
+    assert_eq!(
+        enc(FILE_INTERNAL_INFORMATION, &f, &o),
+        0xDEAD_BEEF_0000_0042u64.to_le_bytes()
+    );
     assert_eq!(enc(FILE_EA_INFORMATION, &f, &o), 0x44u32.to_le_bytes());
-    assert_eq!(enc(FILE_ACCESS_INFORMATION, &f, &o), FILE_GENERIC_READ.to_le_bytes());
-    assert_eq!(enc(FILE_POSITION_INFORMATION, &f, &o), 0x1234u64.to_le_bytes());
-    assert_eq!(enc(FILE_MODE_INFORMATION, &f, &o), FILE_SEQUENTIAL_ONLY.to_le_bytes());
-    assert_eq!(enc(FILE_ALIGNMENT_INFORMATION, &f, &o), FILE_LONG_ALIGNMENT.to_le_bytes());
+    assert_eq!(
+        enc(FILE_ACCESS_INFORMATION, &f, &o),
+        FILE_GENERIC_READ.to_le_bytes()
+    );
+    assert_eq!(
+        enc(FILE_POSITION_INFORMATION, &f, &o),
+        0x1234u64.to_le_bytes()
+    );
+    assert_eq!(
+        enc(FILE_MODE_INFORMATION, &f, &o),
+        FILE_SEQUENTIAL_ONLY.to_le_bytes()
+    );
+    assert_eq!(
+        enc(FILE_ALIGNMENT_INFORMATION, &f, &o),
+        FILE_LONG_ALIGNMENT.to_le_bytes()
+    );
 }
 
 #[test]
@@ -143,18 +161,39 @@ fn attributes_follow_ms_fsa() {
         attributes: FILE_ATTRIBUTE_NORMAL | FILE_ATTRIBUTE_READONLY,
         ..file()
     };
-    assert_eq!(attrs(&normal_and_more), FILE_ATTRIBUTE_READONLY, "NORMAL only alone");
-    assert_eq!(attrs(&dir()), FILE_ATTRIBUTE_DIRECTORY, "directories get DIRECTORY");
+    assert_eq!(
+        attrs(&normal_and_more),
+        FILE_ATTRIBUTE_READONLY,
+        "NORMAL only alone"
+    );
+    assert_eq!(
+        attrs(&dir()),
+        FILE_ATTRIBUTE_DIRECTORY,
+        "directories get DIRECTORY"
+    );
     let file_with_dir_bit = FileBasics {
         attributes: FILE_ATTRIBUTE_DIRECTORY,
         ..file()
     };
-    assert_eq!(attrs(&file_with_dir_bit), FILE_ATTRIBUTE_NORMAL, "files never get DIRECTORY");
+    assert_eq!(
+        attrs(&file_with_dir_bit),
+        FILE_ATTRIBUTE_NORMAL,
+        "files never get DIRECTORY"
+    );
     // Every class that reports FileAttributes agrees.
     let d = dir();
-    assert_eq!(u32_at(&enc(FILE_NETWORK_OPEN_INFORMATION, &d, &o), 48), FILE_ATTRIBUTE_DIRECTORY);
-    assert_eq!(u32_at(&enc(FILE_ATTRIBUTE_TAG_INFORMATION, &d, &o), 0), FILE_ATTRIBUTE_DIRECTORY);
-    assert_eq!(u32_at(&enc(FILE_ALL_INFORMATION, &d, &o), 32), FILE_ATTRIBUTE_DIRECTORY);
+    assert_eq!(
+        u32_at(&enc(FILE_NETWORK_OPEN_INFORMATION, &d, &o), 48),
+        FILE_ATTRIBUTE_DIRECTORY
+    );
+    assert_eq!(
+        u32_at(&enc(FILE_ATTRIBUTE_TAG_INFORMATION, &d, &o), 0),
+        FILE_ATTRIBUTE_DIRECTORY
+    );
+    assert_eq!(
+        u32_at(&enc(FILE_ALL_INFORMATION, &d, &o), 32),
+        FILE_ATTRIBUTE_DIRECTORY
+    );
 }
 
 #[test]
@@ -170,12 +209,19 @@ fn name_information_has_a_leading_backslash() {
 
 #[test]
 fn normalized_name_has_no_leading_backslash() {
-    let b = enc(FILE_NORMALIZED_NAME_INFORMATION, &file(), &open("torture_dIr1N\\dIr2Na"));
+    let b = enc(
+        FILE_NORMALIZED_NAME_INFORMATION,
+        &file(),
+        &open("torture_dIr1N\\dIr2Na"),
+    );
     let name = utf16("torture_dIr1N\\dIr2Na");
     assert_eq!(u32_at(&b, 0) as usize, name.len());
     assert_eq!(&b[4..], &name[..]);
     // smbtorture smb2.getinfo.normalized: the root's name is empty.
-    assert_eq!(enc(FILE_NORMALIZED_NAME_INFORMATION, &dir(), &open("")), [0, 0, 0, 0]);
+    assert_eq!(
+        enc(FILE_NORMALIZED_NAME_INFORMATION, &dir(), &open("")),
+        [0, 0, 0, 0]
+    );
 }
 
 #[test]
@@ -208,7 +254,12 @@ fn all_information_is_100_bytes_plus_name() {
 fn alternate_name_is_not_found() {
     let mut out = vec![0xAA];
     assert_eq!(
-        encode_file_info(FILE_ALTERNATE_NAME_INFORMATION, &file(), &open("a.txt"), &mut out),
+        encode_file_info(
+            FILE_ALTERNATE_NAME_INFORMATION,
+            &file(),
+            &open("a.txt"),
+            &mut out
+        ),
         Err(FsccError::ObjectNameNotFound)
     );
     assert_eq!(out, [0xAA], "nothing appended on error");
@@ -258,7 +309,10 @@ fn network_open_information_is_56_bytes() {
 fn attribute_tag_information_is_8_bytes() {
     let b = enc(FILE_ATTRIBUTE_TAG_INFORMATION, &file(), &open("a.txt"));
     assert_eq!(b.len(), 8);
-    assert_eq!(u32_at(&b, 0), FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_HIDDEN);
+    assert_eq!(
+        u32_at(&b, 0),
+        FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_HIDDEN
+    );
     assert_eq!(u32_at(&b, 4), 0, "ReparseTag");
 }
 
@@ -285,7 +339,9 @@ fn encoders_append() {
 
 #[test]
 fn unsupported_classes_are_invalid_info_class() {
-    for class in [0u8, 1, 2, 3, 10, 11, 12, 13, 15, 19, 20, 23, 37, 38, 60, 64, 100, 255] {
+    for class in [
+        0u8, 1, 2, 3, 10, 11, 12, 13, 15, 19, 20, 23, 37, 38, 60, 64, 100, 255,
+    ] {
         let mut out = vec![7];
         assert_eq!(
             encode_file_info(class, &file(), &open("a"), &mut out),
@@ -316,14 +372,24 @@ fn fixed_classes_fill_their_minimum_exactly() {
         (FILE_ID_INFORMATION, 24),
     ];
     for (class, size) in table {
-        assert_eq!(file_info_min_output_size(class), Some(size), "class {class}");
+        assert_eq!(
+            file_info_min_output_size(class),
+            Some(size),
+            "class {class}"
+        );
         assert_eq!(enc(class, &file(), &open("a")).len(), size, "class {class}");
     }
     assert_eq!(file_info_min_output_size(FILE_ALL_INFORMATION), Some(104));
-    assert_eq!(file_info_min_output_size(FILE_ALTERNATE_NAME_INFORMATION), Some(8));
+    assert_eq!(
+        file_info_min_output_size(FILE_ALTERNATE_NAME_INFORMATION),
+        Some(8)
+    );
     assert_eq!(file_info_min_output_size(FILE_STREAM_INFORMATION), Some(32));
     assert_eq!(file_info_min_output_size(FILE_NAME_INFORMATION), Some(8));
-    assert_eq!(file_info_min_output_size(FILE_NORMALIZED_NAME_INFORMATION), Some(8));
+    assert_eq!(
+        file_info_min_output_size(FILE_NORMALIZED_NAME_INFORMATION),
+        Some(8)
+    );
 }
 
 #[test]

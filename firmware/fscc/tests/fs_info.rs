@@ -100,7 +100,10 @@ fn zero_cluster_size_is_rejected() {
     ] {
         for class in [FILE_FS_SIZE_INFORMATION, FILE_FS_FULL_SIZE_INFORMATION] {
             let mut out = Vec::new();
-            assert_eq!(encode_fs_info(class, &s, &mut out), Err(FsccError::InvalidParameter));
+            assert_eq!(
+                encode_fs_info(class, &s, &mut out),
+                Err(FsccError::InvalidParameter)
+            );
             assert!(out.is_empty());
         }
     }
@@ -117,7 +120,10 @@ fn device_information_is_8_bytes() {
         ..stats()
     };
     let b = enc(FILE_FS_DEVICE_INFORMATION, &ro);
-    assert_eq!(u32_at(&b, 4), FILE_DEVICE_IS_MOUNTED | FILE_READ_ONLY_DEVICE);
+    assert_eq!(
+        u32_at(&b, 4),
+        FILE_DEVICE_IS_MOUNTED | FILE_READ_ONLY_DEVICE
+    );
 }
 
 #[test]
