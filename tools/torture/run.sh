@@ -34,7 +34,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 RUST_LOG=${RUST_LOG:-warn} "$DUETD" run --board board-configs/lab.toml --state "$WORK/state" \
     --listen "127.0.0.1:$PORT" 2>"$WORK/duetd.log" &
 DPID=$!
-cleanup() { kill -9 "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { kill -9 "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; if [ -n "${TORTURE_KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 

@@ -248,7 +248,7 @@ pub const FILE_512_BYTE_ALIGNMENT: u32 = 0x0000_01FF;
 // ---------------------------------------------------------------------
 
 /// No flag: the file is not deleted.
-pub const FILE_DISPOSITION_DO_NOT_DELETE: u32 = 0x0000_0000;
+pub const FILE_DISPOSITION_DO_NOT_DELETE_FILE: u32 = 0x0000_0000;
 /// The file should be deleted.
 pub const FILE_DISPOSITION_DELETE: u32 = 0x0000_0001;
 /// Delete with POSIX semantics.

@@ -14,6 +14,7 @@ pub mod ioctl;
 pub mod lock;
 pub mod negotiate;
 pub mod notify;
+pub mod rename;
 pub mod session;
 pub mod tree;
 
