@@ -102,3 +102,58 @@ fn unknown_share_and_escape_attempts() {
     assert!(text(&o).contains("NT_STATUS_"), "escape must fail: {}", text(&o));
     assert!(!text(&o).contains("getting file"), "{}", text(&o));
 }
+
+#[test]
+fn change_notify_sees_changes_from_another_connection() {
+    let node = Node::start();
+    std::fs::create_dir(node.share.join("watch")).unwrap();
+    let mut watcher = std::process::Command::new("stdbuf")
+        .args(["-o0", "smbclient", "//127.0.0.1/share", "-p", &node.port.to_string(), "-U"])
+        .arg(format!("{USER}%{PASSWORD}"))
+        .args(["--option=client signing=required", "-c", "notify watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the watch is registered (its CHANGE_NOTIFY went async).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !node.log().contains("CHANGE_NOTIFY pending") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let src = node.dir.path().join("n.txt");
+    std::fs::write(&src, b"x").unwrap();
+    let o = node.smbclient(&[], &format!("put {} watch\\new.txt; mkdir watch\\sub", src.display()));
+    assert_ok(&node, &o);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = watcher.kill();
+    let out = watcher.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("0001 new.txt"), "FILE_ACTION_ADDED for the file: {out}");
+    assert!(out.contains("0001 sub"), "FILE_ACTION_ADDED for the directory: {out}");
+}
+
+#[test]
+fn large_file_multi_credit_io() {
+    let node = Node::start();
+    let payload: Vec<u8> = (0..24u32 * 1024 * 1024).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let src = node.dir.path().join("big.bin");
+    std::fs::write(&src, &payload).unwrap();
+    let back = node.dir.path().join("big.back");
+    let o = node.smbclient(&[], &format!("put {} big.bin; get big.bin {}", src.display(), back.display()));
+    assert_ok(&node, &o);
+    assert!(std::fs::read(node.share.join("big.bin")).unwrap() == payload, "data on disk");
+    assert!(std::fs::read(&back).unwrap() == payload, "data read back");
+}
+
+#[test]
+fn repeated_failed_logons_are_throttled() {
+    let node = Node::start();
+    // The lab board allows 10 failures per minute per user and per address.
+    for _ in 0..10 {
+        let o = smbclient_cmd(node.port, &format!("{USER}%bad"), "//127.0.0.1/share", &[], Some("ls"));
+        assert!(text(&o).contains("NT_STATUS_LOGON_FAILURE"), "{}", text(&o));
+    }
+    let o = node.smbclient(&[], "ls");
+    assert!(text(&o).contains("NT_STATUS_ACCOUNT_LOCKED_OUT"), "the 11th attempt is refused even with the right password: {}", text(&o));
+    assert!(node.log().contains("too many failed logons"), "{}", node.log());
+}

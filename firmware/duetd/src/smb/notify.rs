@@ -184,6 +184,7 @@ pub fn handle_change_notify(conn: &mut Conn, req: &Req) -> HResult {
         async_id,
         Pending { message_id: req.message_id, session_id: req.session_id, kind: PendingKind::Notify { volatile: vol } },
     );
+    tracing::debug!(peer = %conn.peer, async_id, "CHANGE_NOTIFY pending");
     Ok(Reply::Pending { async_id })
 }
 
