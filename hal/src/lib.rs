@@ -1,8 +1,9 @@
 //! duet-hal: the part of duetd that touches the machine.
 //!
-//! Owns the system calls on share storage ([`fs`]); sockets and network
-//! interfaces will join it. Everything above this crate (the SMB protocol
-//! core, the state store) sees typed, safe operations and typed errors.
+//! Owns the system calls on share storage ([`fs`]) and the list of network
+//! interfaces ([`net`]); sockets will join them. Everything above this
+//! crate (the SMB protocol core, the state store) sees typed, safe
+//! operations and typed errors.
 //!
 //! Must never: panic on input or on a system call result (every errno maps
 //! to an error value), let a client path reach outside its share, or
@@ -10,3 +11,4 @@
 //! the SMB layer).
 
 pub mod fs;
+pub mod net;

@@ -10,8 +10,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use duet_hal::fs::{
-    dos, nt_time, Disposition, FsError, Handle, Kind, Meta, OpenOptions, ResolveMode, SetTimes,
-    ShareRoot,
+    dos, ea_size, nt_time, Disposition, Ea, FsError, Handle, Kind, Meta, OpenOptions,
+    ResolveMode, SetTimes, ShareRoot, EA_NAME_MAX,
 };
 use tempfile::TempDir;
 
@@ -988,8 +988,9 @@ fn times_set_and_read_back() {
     assert_eq!(m.access_time, access);
     assert_eq!(m.write_time, nt_time::from_unix(-86_400 * 365, 500));
     assert_eq!(m.creation_time, creation);
-    assert_ne!(m.change_time, 1, "ctime cannot be set");
-    // Partial updates leave the rest alone.
+    assert_eq!(m.change_time, 1, "a set change time reads back");
+    // Partial updates leave the rest alone; a new write time moves mtime,
+    // so the real ctime shows again.
     let w2 = nt_time::from_unix(1_700_000_000, 0);
     h2.set_times(&SetTimes {
         write: Some(w2),
@@ -1001,6 +1002,7 @@ fn times_set_and_read_back() {
         (m.access_time, m.write_time, m.creation_time),
         (access, w2, creation)
     );
+    assert!(m.change_time > nt_time::from_unix(1_600_000_000, 0));
     // Setting the creation time back to the birth time drops the stored one.
     h2.set_times(&SetTimes {
         creation: Some(before.creation_time),
@@ -1025,6 +1027,145 @@ fn times_set_and_read_back() {
     .expect("dir times");
     let m = s.stat("d").expect("stat");
     assert_eq!((m.creation_time, m.write_time), (creation, w2));
+}
+
+#[test]
+fn change_time_reads_back_until_the_data_changes() {
+    let (_tmp, s) = share(ResolveMode::Auto);
+    let (h, _) = open(&s, "f", file(Disposition::Create)).expect("create");
+    h.write_at(b"abc", 0).expect("write");
+    let change = nt_time::from_unix(1_000_000_000, 700);
+    let write = nt_time::from_unix(1_100_000_000, 0);
+    // All four times at once, as smbtorture's complex-file setup does.
+    h.set_times(&SetTimes {
+        creation: Some(nt_time::from_unix(1_200_000_000, 0)),
+        access: Some(nt_time::from_unix(1_300_000_000, 0)),
+        write: Some(write),
+        change: Some(change),
+    })
+    .expect("set times");
+    assert_eq!(h.meta().expect("meta").change_time, change);
+    assert_eq!(s.stat("f").expect("stat").change_time, change);
+    // Metadata changes keep it.
+    h.set_dos_attributes(dos::HIDDEN).expect("attrs");
+    h.set_eas(&[ea("A", b"1")]).expect("eas");
+    let m = h.meta().expect("meta");
+    assert_eq!((m.change_time, m.write_time), (change, write));
+    // So does the listing.
+    let (root, _) = open(&s, "", opts(Disposition::Open, Kind::Directory)).expect("root");
+    let l = root.read_dir().expect("read_dir");
+    assert_eq!(l.entries[0].meta.change_time, change);
+    // A data write moves mtime: the real ctime is back.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    h.write_at(b"d", 3).expect("write");
+    let m = h.meta().expect("meta");
+    assert_ne!(m.change_time, change);
+    assert!(m.change_time >= m.write_time && m.write_time > write);
+    // Set it again with the change time only: keyed to the current mtime.
+    h.set_times(&SetTimes {
+        change: Some(change),
+        ..Default::default()
+    })
+    .expect("change only");
+    assert_eq!(h.meta().expect("meta").change_time, change);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    h.set_len(1).expect("truncate");
+    assert_ne!(h.meta().expect("meta").change_time, change);
+}
+
+fn ea(name: &str, value: &[u8]) -> Ea {
+    Ea {
+        name: name.into(),
+        value: value.to_vec(),
+        flags: 0,
+    }
+}
+
+#[test]
+fn extended_attributes_set_replace_remove() {
+    let (tmp, s) = share(ResolveMode::Auto);
+    let (h, _) = open(&s, "f", file(Disposition::Create)).expect("create");
+    assert_eq!(h.eas().expect("eas"), vec![]);
+    assert_eq!(h.meta().expect("meta").ea_size, 0);
+    h.set_eas(&[ea("SecondEA", b"ValueTwo"), ea("EAONE", b"VALUE1")])
+        .expect("set");
+    let got = h.eas().expect("eas");
+    assert_eq!(got, vec![ea("EAONE", b"VALUE1"), ea("SECONDEA", b"ValueTwo")]);
+    assert_eq!(h.meta().expect("meta").ea_size, ea_size(&got));
+    assert_eq!(ea_size(&got), 41);
+    // Stored as one xattr each, flags byte first.
+    let mut buf = [0u8; 16];
+    // SAFETY: valid strings and a writable buffer.
+    let n = unsafe {
+        libc::getxattr(
+            cpath(&tmp.path().join("f")).as_ptr(),
+            c"user.duet.ea.SECONDEA".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(&buf[..n as usize], b"\0ValueTwo");
+    // Names are case-insensitive: this replaces SECONDEA; flags are kept.
+    h.set_eas(&[Ea {
+        name: "secondea".into(),
+        value: b"v2".to_vec(),
+        flags: 0x80,
+    }])
+    .expect("replace");
+    let got = h.eas().expect("eas");
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[1].name.as_str(), &got[1].value[..], got[1].flags), ("SECONDEA", &b"v2"[..], 0x80));
+    // An empty value removes; removing a missing EA is fine.
+    h.set_eas(&[ea("eaone", b""), ea("NOPE", b"")]).expect("remove");
+    let got = h.eas().expect("eas");
+    assert_eq!(got.len(), 1);
+    assert_eq!(h.meta().expect("meta").ea_size, 4 + 4 + 8 + 1 + 2);
+    // Later changes in one call win over earlier ones.
+    h.set_eas(&[ea("X", b"1"), ea("x", b"")]).expect("set+remove");
+    assert_eq!(h.eas().expect("eas").len(), 1);
+    // The listing reports the size without reading EAs; other handles see them.
+    let (root, _) = open(&s, "", opts(Disposition::Open, Kind::Directory)).expect("root");
+    let l = root.read_dir().expect("read_dir");
+    assert_eq!(l.entries[0].meta.ea_size, 19);
+    let (h2, _) = open(&s, "f", file(Disposition::Open)).expect("reopen");
+    assert_eq!(h2.eas().expect("eas")[0].value, b"v2");
+    // Removing the last one removes the size too.
+    h.set_eas(&[ea("SECONDEA", b"")]).expect("remove last");
+    assert_eq!(h.meta().expect("meta").ea_size, 0);
+    assert!(!has_duet_xattr(&tmp.path().join("f")), "nothing left to store");
+    // Directories have EAs too.
+    let (d, _) = open(&s, "d", opts(Disposition::Create, Kind::Directory)).expect("mkdir");
+    d.set_eas(&[ea("DIR", b"yes")]).expect("dir eas");
+    assert_eq!(d.eas().expect("eas"), vec![ea("DIR", b"yes")]);
+}
+
+#[test]
+fn extended_attribute_limits() {
+    let (_tmp, s) = share(ResolveMode::Auto);
+    let (h, _) = open(&s, "f", file(Disposition::Create)).expect("create");
+    h.set_eas(&[ea("KEEP", b"k")]).expect("set");
+    assert!(matches!(h.set_eas(&[ea("", b"x")]), Err(FsError::InvalidParameter(_))));
+    assert!(matches!(
+        h.set_eas(&[ea(&"N".repeat(EA_NAME_MAX + 1), b"x")]),
+        Err(FsError::InvalidParameter(_))
+    ));
+    h.set_eas(&[ea(&"N".repeat(EA_NAME_MAX), b"x")]).expect("longest name");
+    assert_eq!(
+        h.set_eas(&[ea("BIG", &vec![0u8; 65536])]),
+        Err(FsError::EaTooLarge)
+    );
+    // More than the list may hold: refused before anything is written.
+    let many: Vec<Ea> = (0..20).map(|i| ea(&format!("E{i}"), &[1u8; 4000])).collect();
+    assert_eq!(h.set_eas(&many), Err(FsError::EaTooLarge));
+    // More than ext4 keeps beside the inode (one block): refused, and
+    // what was written of the call is undone.
+    let r = h.set_eas(&[ea("A1", &[1u8; 3000]), ea("A2", &[2u8; 3000])]);
+    if r.is_err() {
+        assert_eq!(r, Err(FsError::EaTooLarge));
+        let names: Vec<String> = h.eas().expect("eas").into_iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&"KEEP".to_string()));
+    }
 }
 
 #[test]

@@ -67,7 +67,25 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     tracing::debug!(%peer, "connection open");
     let mut conn = Conn::new(server, peer, local, Outbox::new(tx));
     let mut buf = Vec::new();
+    let mailbox = conn.mailbox();
     loop {
+        // Between frames, also act on what other connections post (e.g. a reconnect that
+        // logs off one of our sessions). Only readiness is awaited here, so no bytes are
+        // lost when the mailbox wins.
+        tokio::select! {
+            biased;
+            r = rd.readable() => {
+                if r.is_err() {
+                    break;
+                }
+            }
+            _ = mailbox.wait() => {
+                if tokio::task::block_in_place(|| conn.handle_events()) == Flow::Close {
+                    break;
+                }
+                continue;
+            }
+        }
         let mut hdr = [0u8; 4];
         if rd.read_exact(&mut hdr).await.is_err() {
             break;

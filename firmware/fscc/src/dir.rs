@@ -4,7 +4,8 @@
 use crate::consts::*;
 use crate::file_info::{reported_attributes, FileBasics};
 use crate::wire::{
-    block_align, put_u16, put_u32, put_u64, put_u8, put_utf16, put_zeros, utf16_len_u32,
+    block_align, put_u16, put_u32, put_u64, put_u8, put_utf16, put_zeros, utf16_len,
+    utf16_len_u32,
 };
 use crate::FsccError;
 
@@ -14,8 +15,10 @@ use crate::FsccError;
 /// ("No padding is required following the last data element").
 ///
 /// Entries describe `f` the way the query classes do (same FileAttributes
-/// derivation as [`crate::encode_file_info`]); there are no 8.3 names, so
-/// ShortNameLength is 0 and ShortName is 24 zero bytes.
+/// derivation as [`crate::encode_file_info`]). ShortName is
+/// [`crate::short_name`] of the name (what FileAlternateNameInformation
+/// reports), zero-padded to 24 bytes; names that are already 8.3 names
+/// have none (ShortNameLength 0), as on Windows.
 #[derive(Debug, Clone)]
 pub struct DirEntryWriter {
     class: u8,
@@ -137,9 +140,15 @@ impl DirEntryWriter {
                 // FILE_BOTH_DIR_INFORMATION (MS-FSCC 2.4.8) /
                 // FILE_ID_BOTH_DIR_INFORMATION (MS-FSCC 2.4.22).
                 put_u32(out, f.ea_size);
-                put_u8(out, 0); // ShortNameLength: no 8.3 names
+                // At most 12 ASCII characters: 24 bytes of UTF-16.
+                let short = crate::short_name(name).unwrap_or_default();
+                let short_len = utf16_len(&short).min(24);
+                put_u8(out, short_len as u8); // ShortNameLength
                 put_u8(out, 0); // Reserved1
-                put_zeros(out, 24); // ShortName
+                let at = out.len();
+                put_utf16(out, &short);
+                out.truncate(at + short_len);
+                put_zeros(out, 24 - short_len); // ShortName
                 if self.class == FILE_ID_BOTH_DIRECTORY_INFORMATION {
                     put_u16(out, 0); // Reserved2
                     put_u64(out, f.file_id);

@@ -142,3 +142,47 @@ pub fn encode_full_ea_list(
     }
     Ok(fit)
 }
+
+/// Decodes a FILE_GET_EA_INFORMATION list (MS-FSCC 2.4.15.1), the EA names
+/// a FileFullEaInformation query asks for, in list order.
+///
+/// Structure first (`EaListInconsistent`): every entry (NextEntryOffset,
+/// EaNameLength, the name and its 0x00 terminator) lies inside `input`, and
+/// a non-zero NextEntryOffset is a multiple of 4 that reaches past the
+/// entry. Then each name (`InvalidEaName`, MS-FSCC 2.4.15). An empty
+/// `input` is an empty list.
+pub fn decode_get_ea_list(input: &[u8]) -> Result<Vec<String>, FsccError> {
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inconsistent = FsccError::EaListInconsistent;
+    let mut names: Vec<&[u8]> = Vec::new();
+    let mut off = 0usize;
+    loop {
+        let next = get_u32(input, off).ok_or(inconsistent)? as usize;
+        let name_len = usize::from(get_u8(input, off + 4).ok_or(inconsistent)?);
+        let name_start = off + 5;
+        let name_end = name_start + name_len;
+        if get_u8(input, name_end) != Some(0) {
+            return Err(inconsistent);
+        }
+        names.push(&input[name_start..name_end]);
+        if next == 0 {
+            break;
+        }
+        let next_off = off.checked_add(next).ok_or(inconsistent)?;
+        if next & 3 != 0 || next_off <= name_end {
+            return Err(inconsistent);
+        }
+        off = next_off;
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            if !valid_ea_name(n) {
+                return Err(FsccError::InvalidEaName);
+            }
+            String::from_utf8(n.to_vec()).map_err(|_| FsccError::InvalidEaName)
+        })
+        .collect()
+}

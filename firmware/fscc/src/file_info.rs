@@ -160,8 +160,10 @@ const DEFAULT_STREAM_NAME: &str = "::$DATA";
 ///   share root with a leading '\' (MS-FSA 2.1.4.15; the root is "\").
 /// - FileNormalizedNameInformation (48): the name without leading '\', the
 ///   root being empty (what Samba's smbtorture expects).
-/// - FileAlternateNameInformation (21): this server keeps no 8.3 names, so
-///   `Err(ObjectNameNotFound)` (MS-FSA 2.1.5.12.4).
+/// - FileAlternateNameInformation (21): the 8.3 name of the last component
+///   of the name, [`crate::short_name`] or the name itself when it is
+///   already an 8.3 name; the share root has none: `Err(ObjectNameNotFound)`
+///   (MS-FSA 2.1.5.12.4).
 /// - FileStreamInformation (22): one "::$DATA" entry for a file, nothing
 ///   (zero bytes) for a directory.
 /// - FileIdInformation (59): VolumeSerialNumber 0 and the 64-bit file ID
@@ -207,7 +209,19 @@ pub fn encode_file_info(
             put_u32(out, open.alignment);
             put_name_information(out, &name)?;
         }
-        FILE_ALTERNATE_NAME_INFORMATION => return Err(FsccError::ObjectNameNotFound),
+        FILE_ALTERNATE_NAME_INFORMATION => {
+            let last = open
+                .name
+                .trim_matches('\\')
+                .rsplit('\\')
+                .next()
+                .unwrap_or_default();
+            if last.is_empty() {
+                return Err(FsccError::ObjectNameNotFound);
+            }
+            let short = crate::short_name(last);
+            put_name_information(out, short.as_deref().unwrap_or(last))?;
+        }
         FILE_STREAM_INFORMATION => {
             if !f.is_directory {
                 // FILE_STREAM_INFORMATION (MS-FSCC 2.4.49), a single entry:

@@ -10,7 +10,8 @@
 //! - QUERY_DIRECTORY entry chaining ([`DirEntryWriter`]) and search pattern
 //!   matching (MS-FSA 2.1.4.4, [`name_matches`]);
 //! - SET_INFO decoding ([`decode_set_file_info`]) and FILE_FULL_EA_INFORMATION
-//!   lists ([`encode_full_ea_list`]);
+//!   lists ([`encode_full_ea_list`], [`decode_get_ea_list`]);
+//! - 8.3 short names ([`short_name`]);
 //! - SIDs and the default self-relative security descriptor (MS-DTYP 2.4.2,
 //!   2.4.6: [`Sid`], [`default_security_descriptor`]);
 //! - the FILE_ATTRIBUTE_*, access-mask and information-class constants
@@ -33,18 +34,23 @@ mod fs_info;
 mod pattern;
 mod security;
 mod set_info;
+mod short_name;
 mod wire;
 
 pub use dir::DirEntryWriter;
-pub use ea::{encode_full_ea_list, FullEa};
+pub use ea::{decode_get_ea_list, encode_full_ea_list, FullEa};
 pub use error::FsccError;
 pub use file_info::{
     encode_file_id_information, encode_file_info, file_info_min_output_size, FileBasics, OpenInfo,
 };
 pub use fs_info::{encode_fs_info, fs_info_min_output_size, FsStats};
 pub use pattern::name_matches;
-pub use security::{default_security_descriptor, Sid};
+pub use security::{
+    default_security_descriptor, Ace, Acl, SecurityDescriptor, Sid, SE_DACL_AUTO_INHERIT_REQ,
+    SE_SACL_AUTO_INHERIT_REQ,
+};
 pub use set_info::{decode_set_file_info, SetFileInfo};
+pub use short_name::{is_8_3, short_name};
 
 /// Applies a QUERY_INFO OutputBufferLength to an encoded reply
 /// (MS-SMB2 3.3.5.20.1): below `min_output_size` (from

@@ -272,3 +272,377 @@ pub fn default_security_descriptor(
     debug_assert_eq!(out.len(), total);
     out
 }
+
+// ---------------------------------------------------------------------
+// ACEs, ACLs and self-relative security descriptors: parse and encode.
+// ---------------------------------------------------------------------
+
+/// ACE types whose body is Flags, ObjectType, InheritedObjectType, then the
+/// SID (MS-DTYP 2.4.4.3): the *_OBJECT_ACE_TYPEs.
+const OBJECT_ACE_TYPES: [u8; 8] = [0x05, 0x06, 0x07, 0x08, 0x0B, 0x0C, 0x0F, 0x10];
+/// ACCESS_ALLOWED_COMPOUND_ACE_TYPE: reserved, never valid in a descriptor.
+const COMPOUND_ACE_TYPE: u8 = 0x04;
+/// The highest ACE type MS-DTYP 2.4.4.1 defines
+/// (SYSTEM_SCOPED_POLICY_ID_ACE_TYPE is 0x13; 0x14 is
+/// SYSTEM_PROCESS_TRUST_LABEL_ACE_TYPE).
+const MAX_ACE_TYPE: u8 = 0x14;
+/// ACE_OBJECT_TYPE_PRESENT / ACE_INHERITED_OBJECT_TYPE_PRESENT.
+const ACE_OBJECT_TYPE_PRESENT: u32 = 0x1;
+const ACE_INHERITED_OBJECT_TYPE_PRESENT: u32 = 0x2;
+/// ACL revision with object ACEs (MS-DTYP 2.4.5).
+const ACL_REVISION_DS: u8 = 4;
+/// An ACL is at most this long: AclSize is 16 bits.
+const ACL_MAX: usize = u16::MAX as usize;
+
+fn rd_u16(b: &[u8], at: usize) -> Result<u16, FsccError> {
+    b.get(at..at + 2)
+        .map(|v| u16::from_le_bytes([v[0], v[1]]))
+        .ok_or(FsccError::InvalidParameter)
+}
+
+fn rd_u32(b: &[u8], at: usize) -> Result<u32, FsccError> {
+    b.get(at..at + 4)
+        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+        .ok_or(FsccError::InvalidParameter)
+}
+
+/// One access control entry (MS-DTYP 2.4.4). Every ACE type carries a
+/// trustee SID; what an object ACE has before it (Flags and GUIDs) and what
+/// a callback or attribute ACE has after it (ApplicationData) is kept as
+/// bytes, so an ACE reads back exactly as it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ace {
+    /// AceType (MS-DTYP 2.4.4.1).
+    pub ace_type: u8,
+    /// AceFlags: OBJECT_INHERIT_ACE, CONTAINER_INHERIT_ACE, ...
+    pub flags: u8,
+    /// The access mask.
+    pub mask: u32,
+    /// For object ACE types: Flags, ObjectType and InheritedObjectType as
+    /// on the wire (4, 20 or 36 bytes); empty for the other types.
+    pub object: Vec<u8>,
+    /// The trustee.
+    pub sid: Sid,
+    /// The bytes after the SID up to AceSize (application data, padding).
+    pub tail: Vec<u8>,
+}
+
+impl Ace {
+    /// A plain ACE (ACCESS_ALLOWED, ACCESS_DENIED, SYSTEM_AUDIT...): header,
+    /// mask, SID.
+    pub fn new(ace_type: u8, flags: u8, mask: u32, sid: Sid) -> Self {
+        Self {
+            ace_type,
+            flags,
+            mask,
+            object: Vec::new(),
+            sid,
+            tail: Vec::new(),
+        }
+    }
+
+    /// AceSize: header, mask, object part, SID and tail.
+    pub fn byte_len(&self) -> usize {
+        8 + self.object.len() + self.sid.byte_len() + self.tail.len()
+    }
+
+    /// Whether this is one of the *_OBJECT_ACE types.
+    pub fn is_object_ace(&self) -> bool {
+        OBJECT_ACE_TYPES.contains(&self.ace_type)
+    }
+
+    /// INHERIT_ONLY_ACE is set: the ACE does not apply to this object.
+    pub fn is_inherit_only(&self) -> bool {
+        self.flags & INHERIT_ONLY_ACE != 0
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        put_u8(out, self.ace_type);
+        put_u8(out, self.flags);
+        put_u16(out, self.byte_len() as u16);
+        put_u32(out, self.mask);
+        out.extend_from_slice(&self.object);
+        self.sid.write_to(out);
+        out.extend_from_slice(&self.tail);
+    }
+
+    /// Parses one ACE at the start of `buf`; returns it and AceSize.
+    fn parse(buf: &[u8]) -> Result<(Self, usize), FsccError> {
+        let bad = FsccError::InvalidParameter;
+        let (&ace_type, &flags) = match buf {
+            [t, f, ..] => (t, f),
+            _ => return Err(bad),
+        };
+        let size = usize::from(rd_u16(buf, 2)?);
+        if size < 8 || ace_type == COMPOUND_ACE_TYPE || ace_type > MAX_ACE_TYPE {
+            return Err(bad);
+        }
+        let body = buf.get(..size).ok_or(bad)?;
+        let mask = rd_u32(body, 4)?;
+        let mut at = 8;
+        if OBJECT_ACE_TYPES.contains(&ace_type) {
+            let oflags = rd_u32(body, 8)?;
+            at += 4;
+            if oflags & ACE_OBJECT_TYPE_PRESENT != 0 {
+                at += 16;
+            }
+            if oflags & ACE_INHERITED_OBJECT_TYPE_PRESENT != 0 {
+                at += 16;
+            }
+        }
+        let object = body.get(8..at).ok_or(bad)?.to_vec();
+        let (sid, n) = Sid::from_bytes(body.get(at..).ok_or(bad)?)?;
+        let tail = body[at + n..].to_vec();
+        Ok((
+            Self {
+                ace_type,
+                flags,
+                mask,
+                object,
+                sid,
+                tail,
+            },
+            size,
+        ))
+    }
+}
+
+/// An access control list (MS-DTYP 2.4.5): an ordered list of ACEs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Acl {
+    /// AclRevision: 2, or 4 when it holds object ACEs.
+    pub revision: u8,
+    /// The ACEs in order.
+    pub aces: Vec<Ace>,
+}
+
+impl Acl {
+    /// An ACL of `aces`, revision 2 (4 if any is an object ACE).
+    pub fn new(aces: Vec<Ace>) -> Self {
+        let revision = if aces.iter().any(Ace::is_object_ace) {
+            ACL_REVISION_DS
+        } else {
+            ACL_REVISION
+        };
+        Self { revision, aces }
+    }
+
+    /// AclSize of the encoded ACL (header and ACEs, no slack).
+    pub fn byte_len(&self) -> usize {
+        ACL_HEADER + self.aces.iter().map(Ace::byte_len).sum::<usize>()
+    }
+
+    /// Parses an ACL at the start of `buf`. `Err(InvalidParameter)` for a
+    /// revision other than 2 to 4, an AclSize beyond the buffer or below the
+    /// header, ACEs overrunning AclSize, or a malformed ACE; `InvalidSid`
+    /// for a malformed trustee.
+    pub fn from_bytes(buf: &[u8]) -> Result<Self, FsccError> {
+        let bad = FsccError::InvalidParameter;
+        let revision = *buf.first().ok_or(bad)?;
+        if !(ACL_REVISION..=ACL_REVISION_DS).contains(&revision) {
+            return Err(bad);
+        }
+        let size = usize::from(rd_u16(buf, 2)?);
+        let count = usize::from(rd_u16(buf, 4)?);
+        if size < ACL_HEADER {
+            return Err(bad);
+        }
+        let body = buf.get(..size).ok_or(bad)?;
+        // Every ACE takes at least 16 bytes (header, mask, a SID of 8).
+        if count > (size - ACL_HEADER) / 16 {
+            return Err(bad);
+        }
+        let mut aces = Vec::with_capacity(count);
+        let mut at = ACL_HEADER;
+        for _ in 0..count {
+            let (ace, n) = Ace::parse(&body[at..])?;
+            aces.push(ace);
+            at += n;
+        }
+        Ok(Self { revision, aces })
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        put_u8(out, self.revision);
+        put_u8(out, 0); // Sbz1
+        put_u16(out, self.byte_len() as u16);
+        put_u16(out, self.aces.len() as u16);
+        put_u16(out, 0); // Sbz2
+        for ace in &self.aces {
+            ace.write_to(out);
+        }
+    }
+}
+
+/// A SECURITY_DESCRIPTOR (MS-DTYP 2.4.6) in parsed form.
+///
+/// `dacl` and `sacl` mean something only with SE_DACL_PRESENT /
+/// SE_SACL_PRESENT in `control`: present with `None` is a NULL ACL (no
+/// policy: everyone gets everything), present with an empty list grants
+/// nothing. [`SecurityDescriptor::to_bytes`] writes the self-relative form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SecurityDescriptor {
+    /// The Control flags (SE_*).
+    pub control: u16,
+    /// OwnerSid, if present.
+    pub owner: Option<Sid>,
+    /// GroupSid, if present.
+    pub group: Option<Sid>,
+    /// The SACL (see the type's notes).
+    pub sacl: Option<Acl>,
+    /// The DACL (see the type's notes).
+    pub dacl: Option<Acl>,
+}
+
+/// The control bits that belong to the DACL.
+const DACL_CONTROL: u16 = SE_DACL_PRESENT
+    | SE_DACL_DEFAULTED
+    | SE_DACL_AUTO_INHERITED
+    | SE_DACL_PROTECTED
+    | SE_DACL_AUTO_INHERIT_REQ;
+/// The control bits that belong to the SACL.
+const SACL_CONTROL: u16 = SE_SACL_PRESENT
+    | SE_SACL_DEFAULTED
+    | SE_SACL_AUTO_INHERITED
+    | SE_SACL_PROTECTED
+    | SE_SACL_AUTO_INHERIT_REQ;
+/// DI_REQ: DACL auto-inherit required (a request flag, never stored).
+pub const SE_DACL_AUTO_INHERIT_REQ: u16 = 0x0100;
+/// SI_REQ: SACL auto-inherit required (a request flag, never stored).
+pub const SE_SACL_AUTO_INHERIT_REQ: u16 = 0x0200;
+
+impl SecurityDescriptor {
+    /// Whether the DACL is present and NULL (grants everything).
+    pub fn has_null_dacl(&self) -> bool {
+        self.control & SE_DACL_PRESENT != 0 && self.dacl.is_none()
+    }
+
+    /// The DACL if one is present and not NULL.
+    pub fn dacl(&self) -> Option<&Acl> {
+        if self.control & SE_DACL_PRESENT != 0 {
+            self.dacl.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// Parses the self-relative form. Offsets of 0 mean "absent"; an ACL is
+    /// read only when its PRESENT bit is set (present with offset 0 is a
+    /// NULL ACL). `Err(InvalidParameter)` for a revision other than 1, an
+    /// offset into the header or past the end, or a malformed ACL;
+    /// `Err(InvalidSid)` for a malformed SID.
+    pub fn from_bytes(buf: &[u8]) -> Result<Self, FsccError> {
+        let bad = FsccError::InvalidParameter;
+        if buf.len() < SD_HEADER || buf[0] != SECURITY_DESCRIPTOR_REVISION {
+            return Err(bad);
+        }
+        let control = rd_u16(buf, 2)?;
+        let at = |field: usize| -> Result<Option<&[u8]>, FsccError> {
+            let off = rd_u32(buf, field)? as usize;
+            match off {
+                0 => Ok(None),
+                o if o < SD_HEADER || o >= buf.len() => Err(bad),
+                o => Ok(Some(&buf[o..])),
+            }
+        };
+        let sid = |field| -> Result<Option<Sid>, FsccError> {
+            at(field)?
+                .map(|b| Sid::from_bytes(b).map(|(s, _)| s))
+                .transpose()
+        };
+        let acl = |field, present: u16| -> Result<Option<Acl>, FsccError> {
+            if control & present == 0 {
+                return Ok(None);
+            }
+            at(field)?.map(Acl::from_bytes).transpose()
+        };
+        Ok(Self {
+            control,
+            owner: sid(4)?,
+            group: sid(8)?,
+            sacl: acl(12, SE_SACL_PRESENT)?,
+            dacl: acl(16, SE_DACL_PRESENT)?,
+        })
+    }
+
+    /// The self-relative form: header, owner, group, SACL, DACL, with
+    /// SE_SELF_RELATIVE set. An ACL is written only with its PRESENT bit.
+    /// `Err(InvalidParameter)` if an ACL is longer than AclSize can say.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, FsccError> {
+        let sacl = self.acl_part(self.sacl.as_ref(), SE_SACL_PRESENT)?;
+        let dacl = self.acl_part(self.dacl.as_ref(), SE_DACL_PRESENT)?;
+        let mut offset = SD_HEADER;
+        let mut place = |len: Option<usize>| -> u32 {
+            match len {
+                Some(n) => {
+                    let at = offset;
+                    offset += n;
+                    at as u32
+                }
+                None => 0,
+            }
+        };
+        let o_owner = place(self.owner.as_ref().map(Sid::byte_len));
+        let o_group = place(self.group.as_ref().map(Sid::byte_len));
+        let o_sacl = place(sacl.map(Acl::byte_len));
+        let o_dacl = place(dacl.map(Acl::byte_len));
+        let mut out = Vec::with_capacity(offset);
+        put_u8(&mut out, SECURITY_DESCRIPTOR_REVISION);
+        put_u8(&mut out, 0); // Sbz1
+        put_u16(&mut out, self.control | SE_SELF_RELATIVE);
+        for o in [o_owner, o_group, o_sacl, o_dacl] {
+            put_u32(&mut out, o);
+        }
+        for sid in [&self.owner, &self.group].into_iter().flatten() {
+            sid.write_to(&mut out);
+        }
+        for acl in [sacl, dacl].into_iter().flatten() {
+            acl.write_to(&mut out);
+        }
+        debug_assert_eq!(out.len(), offset);
+        Ok(out)
+    }
+
+    fn acl_part<'a>(
+        &self,
+        acl: Option<&'a Acl>,
+        present: u16,
+    ) -> Result<Option<&'a Acl>, FsccError> {
+        match acl {
+            Some(a) if self.control & present != 0 => {
+                if a.byte_len() > ACL_MAX || a.aces.len() > ACL_MAX {
+                    return Err(FsccError::InvalidParameter);
+                }
+                Ok(Some(a))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The parts `security_information` asks for (OWNER 1, GROUP 2, DACL 4,
+    /// SACL 8): the others are dropped with their control bits, as a
+    /// QUERY_INFO answer has them.
+    pub fn select(&self, security_information: u32) -> Self {
+        let want = |bit: u32| security_information & bit != 0;
+        let mut control = self.control | SE_SELF_RELATIVE;
+        let mut sd = self.clone();
+        if !want(OWNER_SECURITY_INFORMATION) {
+            sd.owner = None;
+            control &= !SE_OWNER_DEFAULTED;
+        }
+        if !want(GROUP_SECURITY_INFORMATION) {
+            sd.group = None;
+            control &= !SE_GROUP_DEFAULTED;
+        }
+        if !want(DACL_SECURITY_INFORMATION) {
+            sd.dacl = None;
+            control &= !DACL_CONTROL;
+        }
+        if !want(SACL_SECURITY_INFORMATION) {
+            sd.sacl = None;
+            control &= !SACL_CONTROL;
+        }
+        sd.control = control;
+        sd
+    }
+}

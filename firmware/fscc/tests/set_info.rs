@@ -450,3 +450,50 @@ fn classes_not_settable() {
         );
     }
 }
+
+fn get_ea_entry(next: u32, name: &[u8]) -> Vec<u8> {
+    let mut b = next.to_le_bytes().to_vec();
+    b.push(name.len() as u8);
+    b.extend_from_slice(name);
+    b.push(0);
+    b
+}
+
+#[test]
+fn get_ea_lists_decode_in_order() {
+    use duet_fscc::decode_get_ea_list;
+    assert_eq!(decode_get_ea_list(&[]), Ok(vec![]));
+    let mut two = get_ea_entry(12, b"EAONE"); // 5 + 5 + 1 = 11 -> 12
+    two.push(0);
+    two.extend(get_ea_entry(0, b"SecondEA"));
+    assert_eq!(
+        decode_get_ea_list(&two),
+        Ok(vec!["EAONE".to_string(), "SecondEA".to_string()])
+    );
+    // Structure: a missing terminator, an overrun, a misaligned or short
+    // NextEntryOffset.
+    let inconsistent = Err(FsccError::EaListInconsistent);
+    let mut no_nul = get_ea_entry(0, b"AB");
+    no_nul[7] = b'C';
+    assert_eq!(decode_get_ea_list(&no_nul), inconsistent);
+    assert_eq!(decode_get_ea_list(&get_ea_entry(0, b"ABC")[..7]), inconsistent);
+    assert_eq!(decode_get_ea_list(&[1, 2, 3]), inconsistent);
+    let mut odd = two.clone();
+    odd[0] = 10;
+    assert_eq!(decode_get_ea_list(&odd), inconsistent);
+    let mut short = two.clone();
+    short[0] = 8;
+    assert_eq!(decode_get_ea_list(&short), inconsistent);
+    let mut past = two.clone();
+    past[0] = 64;
+    assert_eq!(decode_get_ea_list(&past), inconsistent);
+    // Then names.
+    assert_eq!(
+        decode_get_ea_list(&get_ea_entry(0, b"a:b")),
+        Err(FsccError::InvalidEaName)
+    );
+    assert_eq!(
+        decode_get_ea_list(&get_ea_entry(0, b"")),
+        Err(FsccError::InvalidEaName)
+    );
+}

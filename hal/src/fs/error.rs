@@ -77,6 +77,14 @@ pub enum FsError {
     /// The process is out of file descriptors.
     #[error("too many open files")]
     TooManyOpenFiles,
+    /// Extended attributes cannot be kept: the share's filesystem has no
+    /// user xattrs.
+    #[error("extended attributes are not supported here")]
+    EasNotSupported,
+    /// The extended attributes would exceed what one file may hold (64 KiB
+    /// less 5 bytes packed, or what the filesystem fits beside the inode).
+    #[error("extended attributes too large")]
+    EaTooLarge,
     /// Any other system error, with its errno.
     #[error("system error: {}", std::io::Error::from_raw_os_error(*.0))]
     Io(i32),

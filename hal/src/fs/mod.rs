@@ -58,6 +58,7 @@
 
 mod attrs;
 mod dir;
+mod ea;
 mod error;
 pub mod nt_time;
 mod resolve;
@@ -67,11 +68,13 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use libc::c_int;
 
 pub use attrs::dos;
+pub use ea::{ea_size, Ea, EA_LIST_MAX, EA_NAME_MAX};
 pub use error::FsError;
 pub use resolve::ResolveMode;
 
@@ -191,12 +194,16 @@ pub struct Meta {
     pub access_time: u64,
     /// Last data write (mtime).
     pub write_time: u64,
-    /// Last change (ctime).
+    /// Last change: the time a client set while mtime has not moved since,
+    /// else ctime (see `attrs.rs`).
     pub change_time: u64,
     /// Creation: stored, else birth time, else min(mtime, ctime).
     pub creation_time: u64,
     /// DOS attributes as a client sees them (DIRECTORY, NORMAL included).
     pub dos_attributes: u32,
+    /// Size of the extended attributes ([`Handle::eas`]) as MS-FSA reports
+    /// EaSize: the packed list length plus 4, 0 without EAs.
+    pub ea_size: u32,
 }
 
 /// Times to set; `None` leaves one alone. NT FILETIMEs. The SMB meanings
@@ -209,7 +216,9 @@ pub struct SetTimes {
     pub access: Option<u64>,
     /// mtime.
     pub write: Option<u64>,
-    /// Linux cannot set ctime: accepted and ignored (as Samba does).
+    /// Linux cannot set ctime: the time is stored in the metadata xattr and
+    /// reported until the file's mtime moves (a data write), then ctime
+    /// shows again (dropped where xattrs are unsupported).
     pub change: Option<u64>,
 }
 
@@ -283,6 +292,8 @@ pub struct Handle {
     /// look unreachable, never leave the share).
     path: Box<str>,
     is_dir: bool,
+    /// Where an EA enumeration through this handle goes on ([`Handle::ea_cursor`]).
+    ea_cursor: AtomicU32,
 }
 
 impl std::fmt::Debug for Handle {
@@ -387,9 +398,10 @@ fn build_meta(st: &Stat, xs: &XattrState, allocation: u64) -> Meta {
         gid: st.gid,
         access_time: ft(st.atime),
         write_time: ft(st.mtime),
-        change_time: ft(st.ctime),
+        change_time: attrs::change_time(stored.change, st),
         creation_time: attrs::creation_time(stored.creation, st),
         dos_attributes,
+        ea_size: stored.ea_size.unwrap_or(0),
     }
 }
 
@@ -619,6 +631,7 @@ impl Shared {
             share: Arc::clone(self),
             path: path.into(),
             is_dir,
+            ea_cursor: AtomicU32::new(0),
         }
     }
 
@@ -680,6 +693,16 @@ impl Shared {
             return Ok(false);
         }
         let _g = self.lock(b);
+        self.update_stored_locked(fd, b, f)
+    }
+
+    /// [`Shared::update_stored`] for a caller that holds the stripe lock.
+    fn update_stored_locked(
+        &self,
+        fd: BorrowedFd<'_>,
+        b: &Basic,
+        f: impl FnOnce(&mut Stored),
+    ) -> Result<bool, FsError> {
         let xs = attrs::read_fd(fd)?;
         if xs == XattrState::Unsupported {
             return Ok(false);
@@ -955,8 +978,11 @@ impl Handle {
     }
 
     /// Sets the times given. Access and write times go to the inode
-    /// (futimens); the creation time to the metadata xattr (removed again
-    /// when it equals the filesystem's birth time); change time is ignored.
+    /// (futimens, first); the creation time to the metadata xattr (removed
+    /// again when it equals the filesystem's birth time); the change time
+    /// to the metadata xattr with the mtime the file has after the write
+    /// time was set, reported until mtime moves (see `attrs.rs`). A stored
+    /// change time that no longer holds is dropped on the way.
     pub fn set_times(&self, t: &SetTimes) -> Result<(), FsError> {
         let fd = self.fd.as_fd();
         if t.access.is_some() || t.write.is_some() {
@@ -966,7 +992,7 @@ impl Handle {
                 t.write.map(nt_time::to_unix),
             )?;
         }
-        if let Some(c) = t.creation {
+        if t.creation.is_some() || t.change.is_some() {
             let st = sys::fstat(fd)?;
             let b = Basic {
                 mode: st.mode,
@@ -974,8 +1000,16 @@ impl Handle {
                 dev: st.dev,
             };
             let native = attrs::native_creation(&st);
+            let mtime = nt_time::from_unix(st.mtime.0, st.mtime.1);
             self.share.update_stored(fd, &b, |s| {
-                s.creation = if native == Some(c) { None } else { Some(c) };
+                if let Some(c) = t.creation {
+                    s.creation = if native == Some(c) { None } else { Some(c) };
+                }
+                if let Some(change) = t.change {
+                    s.change = Some(attrs::ChangeOverride { change, mtime });
+                } else if s.change.is_some_and(|o| o.mtime != mtime) {
+                    s.change = None;
+                }
             })?;
         }
         Ok(())
@@ -984,7 +1018,9 @@ impl Handle {
     /// Sets the DOS attributes (exactly: 0 or NORMAL clears them all; the
     /// "0 means unchanged" rule of SMB is the caller's). DIRECTORY on a
     /// file, or TEMPORARY on a directory, is InvalidParameter; DIRECTORY on
-    /// a directory and bits we do not store are ignored.
+    /// a directory and bits we do not store are ignored. SPARSE_FILE is
+    /// neither set nor cleared here: it keeps its state (see
+    /// [`Handle::set_sparse`]).
     pub fn set_dos_attributes(&self, attrs_in: u32) -> Result<(), FsError> {
         if !self.is_dir && attrs_in & dos::DIRECTORY != 0 {
             return Err(FsError::InvalidParameter("DIRECTORY attribute on a file"));
@@ -996,7 +1032,130 @@ impl Handle {
         }
         let fd = self.fd.as_fd();
         let b = sys::fstat_basic(fd)?;
-        self.share.set_attrs(fd, &b, attrs_in & dos::STORED)
+        let new = attrs_in & dos::STORED;
+        let stored = self.share.update_stored(fd, &b, |s| {
+            let sparse = s.attrs.unwrap_or(attrs::default_attrs(b.is_dir())) & dos::SPARSE_FILE;
+            s.attrs = Some(new | sparse);
+        })?;
+        if !stored {
+            self.share.readonly_by_mode(fd, &b, new & dos::READONLY != 0)?;
+        }
+        Ok(())
+    }
+
+    /// Sets or clears FILE_ATTRIBUTE_SPARSE_FILE. Only the flag changes;
+    /// the data and its allocation stay as they are (what is sparse is what
+    /// [`Handle::zero_range`] deallocates and [`Handle::allocated_ranges`]
+    /// reports). Directories: InvalidParameter. Without user xattrs the flag
+    /// cannot be kept: `Io(EOPNOTSUPP)`.
+    pub fn set_sparse(&self, sparse: bool) -> Result<(), FsError> {
+        if self.is_dir {
+            return Err(FsError::InvalidParameter("sparse flag on a directory"));
+        }
+        let fd = self.fd.as_fd();
+        let b = sys::fstat_basic(fd)?;
+        let stored = self.share.update_stored(fd, &b, |s| {
+            let cur = s.attrs.unwrap_or(attrs::default_attrs(false));
+            s.attrs = Some(if sparse {
+                cur | dos::SPARSE_FILE
+            } else {
+                cur & !dos::SPARSE_FILE
+            });
+        })?;
+        if stored {
+            Ok(())
+        } else {
+            Err(FsError::Io(libc::EOPNOTSUPP))
+        }
+    }
+
+    /// Zeroes `len` bytes from `offset`, clipped to the end of file (the
+    /// size never changes). With `deallocate` the range is punched out
+    /// (fallocate PUNCH_HOLE|KEEP_SIZE: whole blocks are freed, partial ones
+    /// zeroed; a range reaching the end of file takes the last block with
+    /// it); without, it is zeroed and stays allocated (ZERO_RANGE). Where
+    /// the filesystem has neither, zeros are written.
+    pub fn zero_range(&self, offset: u64, len: u64, deallocate: bool) -> Result<(), FsError> {
+        self.file_only()?;
+        let fd = self.fd.as_fd();
+        let st = sys::fstat(fd)?;
+        let end = offset.saturating_add(len).min(st.size);
+        if offset >= end {
+            return Ok(());
+        }
+        let n = end - offset;
+        // Up to the end of file: the rest of the last block is beyond EOF,
+        // so the whole block can go.
+        let bs = u64::from(st.blksize.max(512));
+        let punch_n = if end == st.size { end.div_ceil(bs).saturating_mul(bs) - offset } else { n };
+        let keep = sys::FALLOC_FL_KEEP_SIZE;
+        let punch = [
+            (sys::FALLOC_FL_PUNCH_HOLE | keep, punch_n),
+            (sys::FALLOC_FL_ZERO_RANGE | keep, n),
+        ];
+        let modes: &[(c_int, u64)] = if deallocate { &punch } else { &punch[1..] };
+        for &(mode, n) in modes {
+            match sys::fallocate(fd, mode, offset, n) {
+                Ok(()) => return Ok(()),
+                Err(Errno(libc::EOPNOTSUPP | libc::ENOSYS)) => {}
+                Err(e) => return Err(write_err(e)),
+            }
+        }
+        let zeros = vec![0u8; (n as usize).min(64 * 1024)];
+        let mut at = offset;
+        while at < end {
+            let k = ((end - at) as usize).min(zeros.len());
+            self.write_at(zeros.get(..k).unwrap_or(&zeros), at)?;
+            at += k as u64;
+        }
+        Ok(())
+    }
+
+    /// The data (allocated) ranges of the file within `len` bytes from
+    /// `offset` and the end of file, as (offset, length) pairs in order,
+    /// found with SEEK_DATA / SEEK_HOLE and clipped to the range asked.
+    /// Granularity is the filesystem's (a block, usually). At most `max`
+    /// ranges; the flag tells whether more were left out. On a filesystem
+    /// that cannot tell holes, everything is data.
+    pub fn allocated_ranges(
+        &self,
+        offset: u64,
+        len: u64,
+        max: usize,
+    ) -> Result<(Vec<(u64, u64)>, bool), FsError> {
+        self.file_only()?;
+        let fd = self.fd.as_fd();
+        let size = sys::fstat(fd)?.size;
+        let end = offset.saturating_add(len).min(size);
+        let mut out = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let data = match sys::lseek(fd, pos, libc::SEEK_DATA) {
+                Ok(d) => d,
+                // No data after pos (or the file shrank under us).
+                Err(Errno(libc::ENXIO)) => break,
+                Err(Errno(libc::EINVAL)) => pos,
+                Err(e) => return Err(e.into()),
+            };
+            if data >= end {
+                break;
+            }
+            let hole = match sys::lseek(fd, data, libc::SEEK_HOLE) {
+                Ok(h) => h,
+                Err(Errno(libc::ENXIO | libc::EINVAL)) => end,
+                Err(e) => return Err(e.into()),
+            };
+            let stop = hole.min(end);
+            if stop <= data {
+                break;
+            }
+            if out.len() == max {
+                return Ok((out, true));
+            }
+            out.push((data, stop - data));
+            pos = stop;
+        }
+        Ok((out, false))
     }
 
     /// Lists a directory handle: every entry but `.` and `..`, with its

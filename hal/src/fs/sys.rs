@@ -500,6 +500,16 @@ pub(crate) fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> SysRes
     .map(drop)
 }
 
+/// flistxattr(2): the NUL-separated names into `buf` (an empty `buf` asks
+/// for the size needed).
+pub(crate) fn flistxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<usize> {
+    retry_size(|| {
+        // SAFETY: `buf` is writable for its length (a zero length is allowed
+        // with any pointer).
+        unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+    })
+}
+
 pub(crate) fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> SysResult<()> {
     retry_int(|| {
         // SAFETY: `name` is NUL-terminated.
@@ -536,6 +546,10 @@ pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> SysResult<()> {
 }
 
 pub(crate) const FALLOC_FL_KEEP_SIZE: c_int = 0x01;
+/// Deallocates the range (must be combined with KEEP_SIZE); reads give zeros.
+pub(crate) const FALLOC_FL_PUNCH_HOLE: c_int = 0x02;
+/// Zeroes the range, keeping (or making) it allocated.
+pub(crate) const FALLOC_FL_ZERO_RANGE: c_int = 0x10;
 
 pub(crate) fn fallocate(fd: BorrowedFd<'_>, mode: c_int, offset: u64, len: u64) -> SysResult<()> {
     let (o, l) = (off(offset)?, off(len)?);
@@ -544,6 +558,23 @@ pub(crate) fn fallocate(fd: BorrowedFd<'_>, mode: c_int, offset: u64, len: u64) 
         unsafe { libc::fallocate(fd.as_raw_fd(), mode, o, l) }
     })
     .map(drop)
+}
+
+/// lseek(2); with SEEK_DATA / SEEK_HOLE it finds the next data or hole at
+/// or after `offset` (ENXIO: none before the end of file).
+pub(crate) fn lseek(fd: BorrowedFd<'_>, offset: u64, whence: c_int) -> SysResult<u64> {
+    let o = off(offset)?;
+    loop {
+        // SAFETY: plain syscall on a descriptor we hold.
+        let r = unsafe { libc::lseek(fd.as_raw_fd(), o, whence) };
+        if r >= 0 {
+            return u64::try_from(r).map_err(|_| Errno(libc::EOVERFLOW));
+        }
+        let e = errno();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
 }
 
 pub(crate) fn fsync(fd: BorrowedFd<'_>) -> SysResult<()> {

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use duet_fscc::consts::*;
-use duet_hal::fs::{Disposition, FsError, Kind, OpenOptions};
+use duet_hal::fs::{Disposition, FsError, Handle, Kind, OpenOptions, ShareRoot};
 
 use super::files::{FileKey, Open, OpenKind, OpenRef, ShareEntry, FILE_ATTRIBUTE_VALID_SET, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE};
-use super::{notify, Conn, Fail, FileId, HResult, Reply, Req, TreeKind};
+use super::{names, notify, Conn, Fail, FileId, HResult, Reply, Req, TreeKind};
 use crate::wire::{le_u16, le_u32, status, utf16le, PutLe, HEADER_LEN};
 
 // CreateDisposition (MS-SMB2 2.2.13)
@@ -25,6 +25,7 @@ pub const FILE_OVERWRITE_IF: u32 = 5;
 pub const FILE_DIRECTORY_FILE: u32 = 0x0000_0001;
 pub const FILE_WRITE_THROUGH: u32 = 0x0000_0002;
 pub const FILE_NON_DIRECTORY_FILE: u32 = 0x0000_0040;
+pub const FILE_CREATE_TREE_CONNECTION: u32 = 0x0000_0080;
 pub const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
 pub const FILE_OPEN_BY_FILE_ID: u32 = 0x0000_2000;
 pub const FILE_RESERVE_OPFILTER: u32 = 0x0010_0000;
@@ -249,7 +250,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
-    if c.options & (FILE_OPEN_BY_FILE_ID | FILE_RESERVE_OPFILTER) != 0 {
+    if c.options & (FILE_CREATE_TREE_CONNECTION | FILE_OPEN_BY_FILE_ID | FILE_RESERVE_OPFILTER) != 0 {
         return Err(Fail::Status(status::NOT_SUPPORTED));
     }
     if c.desired & ACCESS_RESERVED != 0 {
@@ -290,6 +291,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     let mut want_mxac = false;
     let mut want_qfid = false;
     let mut alloc_size: Option<u64> = None;
+    let mut create_eas: Vec<duet_fscc::FullEa> = Vec::new();
     for (name, data) in &c.contexts {
         match *name {
             b"MxAc" => want_mxac = true,
@@ -298,9 +300,12 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
                 alloc_size = Some(crate::wire::le_u64(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?);
             }
             b"ExtA" => {
-                if c.disposition != FILE_OPEN && !data.is_empty() {
-                    // Extended attributes are not stored; refuse rather than drop them.
-                    return Err(Fail::Status(status::EAS_NOT_SUPPORTED));
+                // EAs for a created or overwritten file (MS-SMB2 2.2.13.2.1).
+                if c.disposition != FILE_OPEN {
+                    create_eas = super::info::parse_create_eas(data).map_err(Fail::Status)?;
+                    if !create_eas.is_empty() && !root.xattrs_supported() {
+                        return Err(Fail::Status(status::EAS_NOT_SUPPORTED));
+                    }
                 }
             }
             b"TWrp" => return Err(Fail::Status(status::OBJECT_NAME_NOT_FOUND)),
@@ -323,25 +328,17 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         Kind::Any
     };
     let mode = if want_dir { 0o755 } else { 0o644 };
+    let overwrites = matches!(c.disposition, FILE_OVERWRITE | FILE_OVERWRITE_IF | FILE_SUPERSEDE);
     let opts = OpenOptions {
         read: granted & (FILE_READ_DATA | FILE_EXECUTE) != 0 || granted == 0 || true,
         write: granted & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0
             || matches!(c.disposition, FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF),
         disposition: creating_disp,
         kind,
-        attributes_on_create: c.attributes,
+        attributes_on_create: attributes_on_create(c.attributes),
         mode,
     };
-    let (handle, created) = match root.open_file(&path, &opts) {
-        Ok(v) => v,
-        Err(e) => {
-            let st = fs_status(&e);
-            if matches!(e, FsError::Exists) && matches!(c.disposition, FILE_CREATE) {
-                return Err(Fail::Status(status::OBJECT_NAME_COLLISION));
-            }
-            return Err(Fail::Status(st));
-        }
-    };
+    let (handle, created, path) = open_resolved(conn, &root, path, &opts)?;
     let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
     let key = FileKey { dev: meta.dev, ino: meta.ino };
     let is_dir = meta.is_dir;
@@ -365,6 +362,9 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
             if !files.check_share(&key, granted, c.share_access) {
                 return Err(Fail::Status(status::SHARING_VIOLATION));
             }
+            if !is_dir && overwrites && !overwrite_keeps_hidden_system(meta.dos_attributes, c.attributes) {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
         }
         if is_dir && c.options & FILE_DELETE_ON_CLOSE != 0 {
             if let Ok(entries) = handle.read_dir() {
@@ -379,7 +379,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         files.add_open(key, &path, ShareEntry { who, access: granted, share: c.share_access });
     }
     let mut action = if created { FILE_CREATED } else { FILE_OPENED };
-    if !created && matches!(c.disposition, FILE_OVERWRITE | FILE_OVERWRITE_IF | FILE_SUPERSEDE) {
+    if !created && overwrites {
         if is_dir {
             release(conn, key, who);
             return Err(Fail::Status(status::FILE_IS_A_DIRECTORY));
@@ -388,11 +388,17 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
             release(conn, key, who);
             return Err(Fail::Status(fs_status(&e)));
         }
-        let _ = handle.set_dos_attributes(c.attributes | FILE_ATTRIBUTE_ARCHIVE);
+        let _ = handle.set_dos_attributes(attributes_on_create(c.attributes) | FILE_ATTRIBUTE_ARCHIVE);
         action = if c.disposition == FILE_SUPERSEDE { FILE_SUPERSEDED } else { FILE_OVERWRITTEN };
     }
-    if created && !is_dir && c.attributes & !FILE_ATTRIBUTE_NORMAL != 0 {
-        let _ = handle.set_dos_attributes(c.attributes | FILE_ATTRIBUTE_ARCHIVE);
+    if !create_eas.is_empty() && action != FILE_OPENED {
+        if let Err(st) = super::info::set_eas(&handle, &create_eas) {
+            release(conn, key, who);
+            if created {
+                let _ = if is_dir { root.rmdir(&path) } else { root.unlink(&path) };
+            }
+            return Err(Fail::Status(st));
+        }
     }
     if let Some(a) = alloc_size.filter(|_| created || action != FILE_OPENED) {
         let _ = handle.allocate(a);
@@ -463,6 +469,61 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     Ok(Reply::ok(body))
 }
 
+/// The FileAttributes of a CREATE that a new (or overwritten) file keeps (MS-FSA
+/// 2.1.5.1.1: DIRECTORY, NORMAL and the bits only the file system sets are dropped; files
+/// also get ARCHIVE, which hal adds).
+pub fn attributes_on_create(attributes: u32) -> u32 {
+    attributes
+        & (FILE_ATTRIBUTE_READONLY
+            | FILE_ATTRIBUTE_HIDDEN
+            | FILE_ATTRIBUTE_SYSTEM
+            | FILE_ATTRIBUTE_ARCHIVE
+            | FILE_ATTRIBUTE_TEMPORARY
+            | FILE_ATTRIBUTE_OFFLINE
+            | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED)
+}
+
+/// An overwrite or supersede of a file that is HIDDEN or SYSTEM must ask for those
+/// attributes again, else STATUS_ACCESS_DENIED (MS-FSA 2.1.5.1.2; CreateFile with
+/// CREATE_ALWAYS behaves so).
+pub fn overwrite_keeps_hidden_system(existing: u32, asked: u32) -> bool {
+    existing & (FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM) & !asked == 0
+}
+
+/// Opens (or creates, as `opts.disposition` says) a share path, matching names
+/// case-insensitively (`names`): an existing object is opened under its name on disk;
+/// a new one gets the client's spelling of the missing components. Returns the handle,
+/// whether it was created and the path on disk.
+fn open_resolved(conn: &Conn, root: &ShareRoot, path: String, opts: &OpenOptions) -> Result<(Handle, bool, String), Fail> {
+    let collision = |e: FsError| {
+        if matches!(e, FsError::Exists) {
+            Fail::Status(status::OBJECT_NAME_COLLISION)
+        } else {
+            Fail::Status(fs_status(&e))
+        }
+    };
+    // Existing objects first, as spelled: the common case costs nothing more.
+    let existing = OpenOptions { disposition: Disposition::Open, ..*opts };
+    let miss = match root.open_file(&path, &existing) {
+        Ok((h, _)) if opts.disposition == Disposition::Create => {
+            drop(h);
+            return Err(Fail::Status(status::OBJECT_NAME_COLLISION));
+        }
+        Ok((h, _)) => return Ok((h, false, path)),
+        Err(e @ (FsError::NotFound | FsError::PathNotFound)) => e,
+        Err(e) => return Err(Fail::Status(fs_status(&e))),
+    };
+    let (path, seen) = names::resolve_missing(&conn.server.names, root, &path, &miss);
+    if opts.disposition == Disposition::Open {
+        return root.open_file(&path, opts).map(|(h, _)| (h, false, path)).map_err(collision);
+    }
+    let (h, created) = root.open_file(&path, opts).map_err(collision)?;
+    if created {
+        names::note_created(&conn.server.names, root, &path, seen);
+    }
+    Ok((h, created, path))
+}
+
 fn release(conn: &Conn, key: FileKey, who: OpenRef) {
     if let Ok(mut f) = conn.server.files.lock() {
         f.remove_open(&key, who);
@@ -519,7 +580,11 @@ fn open_pipe(conn: &mut Conn, req: &Req, c: &CreateReq) -> HResult {
 /// CREATE before it). Unknown or foreign FileIds get STATUS_FILE_CLOSED.
 pub fn lookup_fid(conn: &Conn, req: &Req, fid: FileId) -> Result<u64, Fail> {
     let fid = if fid == FileId::RELATED {
-        req.related_file_id.ok_or(Fail::Status(status::FILE_CLOSED))?
+        match req.related {
+            Some(super::Related { file_id: Some(f), .. }) => f,
+            Some(super::Related { create_err: Some(st), .. }) => return Err(Fail::Status(st)),
+            _ => return Err(Fail::Status(status::FILE_CLOSED)),
+        }
     } else {
         fid
     };
@@ -529,6 +594,7 @@ pub fn lookup_fid(conn: &Conn, req: &Req, fid: FileId) -> Result<u64, Fail> {
                 && o.session_id == req.session_id
                 && o.tree_id == req.tree_id =>
         {
+            req.resolved_file_id.set(Some(fid));
             Ok(fid.volatile)
         }
         _ => Err(Fail::Status(status::FILE_CLOSED)),

@@ -61,7 +61,7 @@ impl Open {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OpenRef {
     pub conn: u64,
     pub volatile: u64,
@@ -74,7 +74,7 @@ pub struct ShareEntry {
     pub share: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ByteLock {
     pub who: OpenRef,
     pub offset: u64,
@@ -82,15 +82,96 @@ pub struct ByteLock {
     pub exclusive: bool,
 }
 
+/// Whether two byte ranges overlap by Windows' rules (MS-FSA 2.1.4.10): ranges are
+/// inclusive of their last byte (offset + length - 1, which may be 2^64 - 1); a zero-byte
+/// range at O overlaps a range only when O lies strictly after its first byte and at or
+/// before its last one; two zero-byte ranges never overlap. Lengths must not overflow
+/// (the LOCK request is refused with STATUS_INVALID_LOCK_RANGE first).
+pub fn ranges_overlap(a_off: u64, a_len: u64, b_off: u64, b_len: u64) -> bool {
+    let last = |off: u64, len: u64| off.saturating_add(len - 1);
+    match (a_len, b_len) {
+        (0, 0) => false,
+        (0, _) => b_off < a_off && a_off <= last(b_off, b_len),
+        (_, 0) => a_off < b_off && b_off <= last(a_off, a_len),
+        _ => a_off <= last(b_off, b_len) && b_off <= last(a_off, a_len),
+    }
+}
+
 impl ByteLock {
     fn overlaps(&self, offset: u64, length: u64) -> bool {
-        // Zero-length ranges never conflict (MS-FSA 2.1.5.7 / Windows behaviour).
-        if self.length == 0 || length == 0 {
-            return false;
+        ranges_overlap(self.offset, self.length, offset, length)
+    }
+
+    /// MS-FSA 2.1.4.10 with LockIntent: a new lock conflicts with an overlapping lock when
+    /// either is exclusive, except that a shared lock may stack on an exclusive lock of the
+    /// same open.
+    fn blocks(&self, new: &ByteLock) -> bool {
+        self.overlaps(new.offset, new.length)
+            && (new.exclusive || (self.exclusive && self.who != new.who))
+    }
+}
+
+/// Lock-sequence entries an open has (MS-SMB2 3.3.1.10: LockSequenceArray, indexes 1..=64).
+pub const LOCK_SEQUENCE_ENTRIES: usize = 64;
+
+/// The per-open state of byte-range locking that MS-SMB2 keeps on the Open (3.3.1.10):
+/// resiliency and the lock sequence array used to detect replayed LOCK requests.
+#[derive(Clone, Debug)]
+pub struct OpenLockState {
+    /// Open.IsResilient with Open.ResiliencyTimeout in milliseconds (FSCTL_LMR_REQUEST_RESILIENCY).
+    pub resiliency_timeout: Option<u32>,
+    /// Open.IsDurable or Open.IsPersistent: durable-handle code sets this so that LOCK
+    /// requests on the open are checked for replays (MS-SMB2 3.3.5.14).
+    pub durable: bool,
+    /// Open.LockSequenceArray: entry i - 1 is LockSequenceIndex i; None when not Valid.
+    sequences: [Option<u8>; LOCK_SEQUENCE_ENTRIES],
+}
+
+impl Default for OpenLockState {
+    fn default() -> Self {
+        OpenLockState {
+            resiliency_timeout: None,
+            durable: false,
+            sequences: [None; LOCK_SEQUENCE_ENTRIES],
         }
-        let a_end = self.offset.saturating_add(self.length);
-        let b_end = offset.saturating_add(length);
-        self.offset < b_end && offset < a_end
+    }
+}
+
+impl OpenLockState {
+    /// Whether LOCK requests on this open go through lock sequence verification
+    /// (MS-SMB2 3.3.5.14; without multichannel only resilient, durable or persistent opens).
+    pub fn verifies_sequence(&self) -> bool {
+        self.resiliency_timeout.is_some() || self.durable
+    }
+
+    fn slot(index: u32) -> Option<usize> {
+        (1..=LOCK_SEQUENCE_ENTRIES as u32)
+            .contains(&index)
+            .then(|| index as usize - 1)
+    }
+
+    /// MS-SMB2 3.3.5.14: true when the entry for `index` is valid and holds `number`, i.e. the
+    /// request replays one that already succeeded. A valid entry with another number
+    /// becomes invalid; an index of 0 or beyond the array is never a replay.
+    pub fn is_replay(&mut self, index: u32, number: u8) -> bool {
+        let Some(i) = Self::slot(index) else {
+            return false;
+        };
+        match self.sequences[i] {
+            Some(n) if n == number => true,
+            Some(_) => {
+                self.sequences[i] = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records a request that succeeded, so that its replay is recognised.
+    pub fn record(&mut self, index: u32, number: u8) {
+        if let Some(i) = Self::slot(index) {
+            self.sequences[i] = Some(number);
+        }
     }
 }
 
@@ -99,12 +180,15 @@ pub struct FileEntry {
     pub opens: Vec<ShareEntry>,
     pub delete_pending: bool,
     pub locks: Vec<ByteLock>,
+    /// Lock state of each open of the file that has any (resiliency, lock sequences).
+    pub lock_state: HashMap<OpenRef, OpenLockState>,
     /// Current path from the share root (renames update it).
     pub path: String,
 }
 
 /// Access bits that take part in share-mode checks.
-const DATA_ACCESS: u32 = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE | DELETE;
+const DATA_ACCESS: u32 =
+    FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE | DELETE;
 
 #[derive(Default)]
 pub struct FileTable {
@@ -129,7 +213,8 @@ impl FileTable {
                 || (access & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0
                     && o.share & FILE_SHARE_WRITE == 0)
                 || (access & DELETE != 0 && o.share & FILE_SHARE_DELETE == 0)
-                || (o.access & (FILE_READ_DATA | FILE_EXECUTE) != 0 && share & FILE_SHARE_READ == 0)
+                || (o.access & (FILE_READ_DATA | FILE_EXECUTE) != 0
+                    && share & FILE_SHARE_READ == 0)
                 || (o.access & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0
                     && share & FILE_SHARE_WRITE == 0)
                 || (o.access & DELETE != 0 && share & FILE_SHARE_DELETE == 0);
@@ -141,7 +226,10 @@ impl FileTable {
     }
 
     pub fn is_delete_pending(&self, key: &FileKey) -> bool {
-        self.files.get(key).map(|e| e.delete_pending).unwrap_or(false)
+        self.files
+            .get(key)
+            .map(|e| e.delete_pending)
+            .unwrap_or(false)
     }
 
     pub fn open_count(&self, key: &FileKey) -> usize {
@@ -162,6 +250,7 @@ impl FileTable {
         let e = self.files.get_mut(key)?;
         e.opens.retain(|o| o.who != who);
         e.locks.retain(|l| l.who != who);
+        e.lock_state.remove(&who);
         if e.opens.is_empty() {
             let e = self.files.remove(key)?;
             return Some((e.path, e.delete_pending));
@@ -188,11 +277,22 @@ impl FileTable {
         self.files.values().any(|e| e.path.starts_with(&prefix))
     }
 
-    /// MS-FSA 2.1.4.10: would I/O by `who` on this range conflict with a lock?
-    pub fn io_conflicts(&self, key: &FileKey, who: OpenRef, offset: u64, length: u64, write: bool) -> bool {
+    /// MS-FSA 2.1.4.10 without LockIntent: would I/O by `who` on this range conflict with a
+    /// lock? Zero-byte I/O never conflicts.
+    pub fn io_conflicts(
+        &self,
+        key: &FileKey,
+        who: OpenRef,
+        offset: u64,
+        length: u64,
+        write: bool,
+    ) -> bool {
         let Some(e) = self.files.get(key) else {
             return false;
         };
+        if length == 0 {
+            return false;
+        }
         e.locks.iter().any(|l| {
             l.overlaps(offset, length)
                 && if l.who == who {
@@ -204,34 +304,73 @@ impl FileTable {
         })
     }
 
-    /// Tries to take a byte-range lock. False on conflict.
-    pub fn try_lock(&mut self, key: &FileKey, lock: ByteLock) -> bool {
-        let e = self.files.entry(*key).or_default();
-        let conflict = e
-            .locks
-            .iter()
-            .any(|l| l.overlaps(lock.offset, lock.length) && (l.exclusive || lock.exclusive));
-        if conflict {
-            return false;
-        }
-        e.locks.push(lock);
-        true
+    /// The first of `locks` that could not be granted if they were taken in order (each
+    /// checked against the file's locks and the ones before it), or None if all can.
+    pub fn first_conflict(&self, key: &FileKey, locks: &[ByteLock]) -> Option<usize> {
+        let held: &[ByteLock] = self
+            .files
+            .get(key)
+            .map(|e| e.locks.as_slice())
+            .unwrap_or(&[]);
+        (0..locks.len()).find(|&i| {
+            let new = &locks[i];
+            held.iter().chain(&locks[..i]).any(|l| l.blocks(new))
+        })
     }
 
-    /// Removes exactly one lock with this owner and range. False if there is none.
+    /// Takes all of `locks` (MS-FSA 2.1.5.8), or none of them: on conflict returns the index
+    /// of the first that could not be granted.
+    pub fn lock_all(&mut self, key: &FileKey, locks: &[ByteLock]) -> Result<(), usize> {
+        if let Some(i) = self.first_conflict(key, locks) {
+            return Err(i);
+        }
+        self.files
+            .entry(*key)
+            .or_default()
+            .locks
+            .extend_from_slice(locks);
+        Ok(())
+    }
+
+    /// Tries to take one byte-range lock. False on conflict.
+    pub fn try_lock(&mut self, key: &FileKey, lock: ByteLock) -> bool {
+        self.lock_all(key, std::slice::from_ref(&lock)).is_ok()
+    }
+
+    /// Removes one lock with this owner and range (MS-FSA 2.1.5.9): an exclusive one before
+    /// any shared one stacked on the same range. False if there is none.
     pub fn unlock(&mut self, key: &FileKey, who: OpenRef, offset: u64, length: u64) -> bool {
         let Some(e) = self.files.get_mut(key) else {
             return false;
         };
-        if let Some(i) = e
+        let mine = |l: &ByteLock| l.who == who && l.offset == offset && l.length == length;
+        let found = e
             .locks
             .iter()
-            .position(|l| l.who == who && l.offset == offset && l.length == length)
-        {
-            e.locks.remove(i);
-            return true;
+            .position(|l| mine(l) && l.exclusive)
+            .or_else(|| e.locks.iter().rposition(mine));
+        match found {
+            Some(i) => {
+                e.locks.remove(i);
+                true
+            }
+            None => false,
         }
-        false
+    }
+
+    /// The lock state of an open of this file, created on first use.
+    pub fn lock_state_mut(&mut self, key: &FileKey, who: OpenRef) -> &mut OpenLockState {
+        self.files
+            .entry(*key)
+            .or_default()
+            .lock_state
+            .entry(who)
+            .or_default()
+    }
+
+    /// The lock state of an open of this file, if it has any.
+    pub fn lock_state(&self, key: &FileKey, who: OpenRef) -> Option<&OpenLockState> {
+        self.files.get(key).and_then(|e| e.lock_state.get(&who))
     }
 }
 
@@ -240,7 +379,10 @@ mod tests {
     use super::*;
 
     fn who(v: u64) -> OpenRef {
-        OpenRef { conn: 1, volatile: v }
+        OpenRef {
+            conn: 1,
+            volatile: v,
+        }
     }
     const K: FileKey = FileKey { dev: 1, ino: 2 };
 
@@ -250,7 +392,11 @@ mod tests {
         t.add_open(
             K,
             "a",
-            ShareEntry { who: who(1), access: FILE_READ_DATA, share: FILE_SHARE_READ },
+            ShareEntry {
+                who: who(1),
+                access: FILE_READ_DATA,
+                share: FILE_SHARE_READ,
+            },
         );
         assert!(t.check_share(&K, FILE_READ_DATA, FILE_SHARE_READ));
         assert!(!t.check_share(&K, FILE_WRITE_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE));
@@ -264,10 +410,42 @@ mod tests {
     #[test]
     fn locks() {
         let mut t = FileTable::default();
-        t.add_open(K, "a", ShareEntry { who: who(1), access: FILE_READ_DATA, share: 7 });
-        assert!(t.try_lock(&K, ByteLock { who: who(1), offset: 0, length: 10, exclusive: true }));
-        assert!(!t.try_lock(&K, ByteLock { who: who(2), offset: 5, length: 10, exclusive: false }));
-        assert!(t.try_lock(&K, ByteLock { who: who(2), offset: 10, length: 10, exclusive: false }));
+        t.add_open(
+            K,
+            "a",
+            ShareEntry {
+                who: who(1),
+                access: FILE_READ_DATA,
+                share: 7,
+            },
+        );
+        assert!(t.try_lock(
+            &K,
+            ByteLock {
+                who: who(1),
+                offset: 0,
+                length: 10,
+                exclusive: true
+            }
+        ));
+        assert!(!t.try_lock(
+            &K,
+            ByteLock {
+                who: who(2),
+                offset: 5,
+                length: 10,
+                exclusive: false
+            }
+        ));
+        assert!(t.try_lock(
+            &K,
+            ByteLock {
+                who: who(2),
+                offset: 10,
+                length: 10,
+                exclusive: false
+            }
+        ));
         assert!(t.io_conflicts(&K, who(2), 0, 1, false));
         assert!(!t.io_conflicts(&K, who(1), 0, 1, true));
         assert!(t.io_conflicts(&K, who(1), 10, 1, true));
@@ -275,5 +453,157 @@ mod tests {
         assert!(t.unlock(&K, who(1), 0, 10));
         assert!(!t.unlock(&K, who(1), 0, 10));
         assert!(!t.io_conflicts(&K, who(2), 0, 1, true));
+    }
+
+    fn lk(w: u64, offset: u64, length: u64, exclusive: bool) -> ByteLock {
+        ByteLock {
+            who: who(w),
+            offset,
+            length,
+            exclusive,
+        }
+    }
+
+    #[test]
+    fn overlap_rules() {
+        // Inclusive last byte, up to 2^64 - 1.
+        assert!(ranges_overlap(u64::MAX, 1, u64::MAX, 1));
+        assert!(ranges_overlap(0, u64::MAX, u64::MAX - 1, 1));
+        assert!(!ranges_overlap(0, 10, 10, 1));
+        assert!(ranges_overlap(0, 10, 9, 1));
+        // A zero-byte range overlaps only ranges it lies strictly inside of (smbtorture
+        // smb2.lock.zerobytelength, measured on Windows): 10/0 against ...
+        for (off, len, hit) in [
+            (10, 0, false),
+            (9, 1, false),
+            (10, 1, false),
+            (11, 1, false),
+            (9, 2, true),
+            (10, 2, false),
+            (9, 3, true),
+        ] {
+            assert_eq!(ranges_overlap(10, 0, off, len), hit, "{off}/{len}");
+            assert_eq!(ranges_overlap(off, len, 10, 0), hit, "{off}/{len} reversed");
+        }
+        assert!(!ranges_overlap(u64::MAX, 0, u64::MAX, 0));
+        assert!(ranges_overlap(100, 10, 102, 0));
+    }
+
+    #[test]
+    fn stacking() {
+        let mut t = FileTable::default();
+        // A shared lock stacks on the same open's exclusive one, not on another open's.
+        assert!(t.try_lock(&K, lk(1, 0, 10, true)));
+        assert!(t.try_lock(&K, lk(1, 0, 10, false)));
+        assert!(t.try_lock(&K, lk(1, 5, 10, false)));
+        assert!(!t.try_lock(&K, lk(2, 0, 10, false)));
+        // Two exclusive locks never stack, not even on one open.
+        assert!(!t.try_lock(&K, lk(1, 0, 10, true)));
+        // An exclusive lock never stacks on a shared one.
+        assert!(t.try_lock(&K, lk(1, 20, 10, false)));
+        assert!(!t.try_lock(&K, lk(1, 20, 10, true)));
+        assert!(t.try_lock(&K, lk(2, 20, 10, false)));
+        // A zero-byte lock inside another open's exclusive range conflicts.
+        assert!(!t.try_lock(&K, lk(2, 3, 0, false)));
+        assert!(t.try_lock(&K, lk(2, 0, 0, true)));
+    }
+
+    #[test]
+    fn unlock_takes_exclusive_first() {
+        let mut t = FileTable::default();
+        assert!(t.try_lock(&K, lk(1, 10, 0, true)));
+        assert!(t.try_lock(&K, lk(1, 10, 0, false)));
+        // With the exclusive zero-byte lock at 10 another open cannot lock across it...
+        assert!(!t.try_lock(&K, lk(2, 5, 10, false)));
+        // ...after one unlock only the shared lock is left, which a shared lock may cross.
+        assert!(t.unlock(&K, who(1), 10, 0));
+        assert!(t.try_lock(&K, lk(2, 5, 10, false)));
+        assert!(!t.try_lock(&K, lk(2, 5, 10, true)));
+        assert!(t.unlock(&K, who(1), 10, 0));
+        assert!(!t.unlock(&K, who(1), 10, 0));
+        // Unlock needs the exact range and owner.
+        assert!(!t.unlock(&K, who(1), 5, 10));
+        assert!(t.unlock(&K, who(2), 5, 10));
+    }
+
+    #[test]
+    fn lock_all_is_all_or_nothing() {
+        let mut t = FileTable::default();
+        assert!(t.try_lock(&K, lk(2, 10, 10, true)));
+        let both = [lk(1, 0, 10, true), lk(1, 10, 10, true)];
+        assert_eq!(t.first_conflict(&K, &both), Some(1));
+        assert_eq!(t.lock_all(&K, &both), Err(1));
+        // The first range was not kept.
+        assert!(t.try_lock(&K, lk(2, 0, 10, true)));
+        // Elements of one request conflict with each other too.
+        assert_eq!(
+            t.first_conflict(&K, &[lk(1, 30, 5, true), lk(1, 32, 5, true)]),
+            Some(1)
+        );
+        assert_eq!(
+            t.lock_all(&K, &[lk(1, 30, 5, false), lk(1, 32, 5, false)]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn io_against_locks() {
+        let mut t = FileTable::default();
+        assert!(t.try_lock(&K, lk(1, 0, 10, true)));
+        assert!(t.try_lock(&K, lk(1, 100, 0, true)));
+        // Zero-byte I/O never conflicts (MS-FSA reads and writes of 0 bytes succeed first).
+        assert!(!t.io_conflicts(&K, who(2), 5, 0, false));
+        // A zero-byte lock blocks I/O that crosses it, not I/O that starts at it.
+        assert!(t.io_conflicts(&K, who(2), 99, 2, true));
+        assert!(!t.io_conflicts(&K, who(2), 100, 2, true));
+        assert!(!t.io_conflicts(&K, who(2), 98, 2, true));
+        // The last byte of a range ending at 2^64 - 1 is locked.
+        assert!(t.try_lock(&K, lk(1, u64::MAX, 1, true)));
+        assert!(t.io_conflicts(&K, who(2), u64::MAX, 1, false));
+    }
+
+    #[test]
+    fn lock_sequences() {
+        let mut s = OpenLockState::default();
+        assert!(!s.verifies_sequence());
+        s.resiliency_timeout = Some(1000);
+        assert!(s.verifies_sequence());
+        assert!(!s.is_replay(1, 1));
+        s.record(1, 1);
+        assert!(s.is_replay(1, 1));
+        // Another number invalidates the entry, so the old one is no replay either.
+        assert!(!s.is_replay(1, 2));
+        assert!(!s.is_replay(1, 1));
+        // Index 0 and indexes beyond 64 are never recorded.
+        s.record(0, 3);
+        assert!(!s.is_replay(0, 3));
+        s.record(65, 3);
+        assert!(!s.is_replay(65, 3));
+        s.record(64, 3);
+        assert!(s.is_replay(64, 3));
+        // The state goes with the open.
+        let mut t = FileTable::default();
+        t.add_open(
+            K,
+            "a",
+            ShareEntry {
+                who: who(1),
+                access: FILE_READ_DATA,
+                share: 7,
+            },
+        );
+        t.add_open(
+            K,
+            "a",
+            ShareEntry {
+                who: who(2),
+                access: FILE_READ_DATA,
+                share: 7,
+            },
+        );
+        t.lock_state_mut(&K, who(1)).record(2, 2);
+        assert!(t.lock_state(&K, who(1)).is_some());
+        t.remove_open(&K, who(1));
+        assert!(t.lock_state(&K, who(1)).is_none());
     }
 }

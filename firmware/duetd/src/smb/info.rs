@@ -4,8 +4,8 @@
 //! Owns: access checks and the side effects of SET_INFO. The byte layouts live in
 //! `duet_fscc`. Never renames or deletes across an open that forbids it.
 
-use duet_fscc::{consts::*, FileBasics, FsStats, OpenInfo, SetFileInfo, Sid};
-use duet_hal::fs::{Meta, SetTimes};
+use duet_fscc::{consts::*, FileBasics, FsStats, FullEa, OpenInfo, SetFileInfo, Sid};
+use duet_hal::fs::{Ea, FsError, Handle, Meta, SetTimes};
 
 use super::create::{fs_status, lookup_fid, parse_path};
 use super::files::{OpenKind, FILE_ATTRIBUTE_VALID_SET};
@@ -16,6 +16,16 @@ pub const INFO_FILE: u8 = 1;
 pub const INFO_FILESYSTEM: u8 = 2;
 pub const INFO_SECURITY: u8 = 3;
 pub const INFO_QUOTA: u8 = 4;
+
+/// QUERY_INFO Flags for FileFullEaInformation (MS-SMB2 2.2.37).
+const SL_RESTART_SCAN: u32 = 0x1;
+const SL_RETURN_SINGLE_ENTRY: u32 = 0x2;
+const SL_INDEX_SPECIFIED: u32 = 0x4;
+
+// NTSTATUS values of the EA operations (MS-ERREF 2.3).
+const STATUS_NONEXISTENT_EA_ENTRY: u32 = 0x8000_0011;
+const STATUS_NO_MORE_EAS: u32 = 0x8000_0012;
+const STATUS_INVALID_EA_NAME: u32 = 0x8000_0013;
 
 /// hal metadata in NT terms.
 pub fn basics(m: &Meta) -> FileBasics {
@@ -41,7 +51,7 @@ pub fn basics(m: &Meta) -> FileBasics {
         number_of_links: m.nlink.min(u32::MAX as u64) as u32,
         is_directory: m.is_dir,
         delete_pending: false,
-        ea_size: 0,
+        ea_size: m.ea_size,
     }
 }
 
@@ -57,28 +67,131 @@ pub fn user_sid(server_name: &str, user: &str) -> Sid {
     Sid::new(5, &[21, h(server_name, 1), h(server_name, 2), h(server_name, 3), rid]).unwrap_or_else(|_| Sid::everyone())
 }
 
-/// Classes whose answer has a variable tail: a short buffer gets the fixed part and
-/// STATUS_BUFFER_OVERFLOW rather than STATUS_INFO_LENGTH_MISMATCH.
-fn fixed_part(class: u8) -> Option<usize> {
+/// Applies OutputBufferLength to an encoded answer (MS-SMB2 3.3.5.20.1/2): below the
+/// class's minimum it is STATUS_INFO_LENGTH_MISMATCH; a longer answer is cut and sent
+/// with STATUS_BUFFER_OVERFLOW.
+fn output(mut data: Vec<u8>, min: Option<usize>, max: usize) -> HResult {
+    let cut = duet_fscc::apply_output_buffer_length(&mut data, min.unwrap_or(0), max)
+        .map_err(fscc_status)?;
+    let st = if cut { status::BUFFER_OVERFLOW } else { status::SUCCESS };
+    Ok(Reply::Body { status: st, body: info_body(&data) })
+}
+
+/// The access a file information class needs (MS-SMB2 3.3.5.20.1); every other class
+/// needs none beyond the open itself.
+fn file_class_access(class: u8) -> u32 {
     match class {
-        18 => Some(100),    // FileAllInformation
-        9 | 48 => Some(4), // FileNameInformation, FileNormalizedNameInformation
-        22 => Some(24),    // FileStreamInformation
-        _ => None,
+        FILE_BASIC_INFORMATION
+        | FILE_ALL_INFORMATION
+        | FILE_PIPE_INFORMATION
+        | FILE_PIPE_LOCAL_INFORMATION
+        | FILE_PIPE_REMOTE_INFORMATION
+        | FILE_NETWORK_OPEN_INFORMATION
+        | FILE_ATTRIBUTE_TAG_INFORMATION => FILE_READ_ATTRIBUTES,
+        FILE_FULL_EA_INFORMATION => FILE_READ_EA,
+        _ => 0,
     }
 }
 
-fn output(data: Vec<u8>, class: u8, max: usize) -> HResult {
-    if data.len() <= max {
-        return Ok(Reply::ok(info_body(&data)));
+/// The volume serial number reported for a share's filesystem.
+fn volume_serial(fs_id: u64) -> u32 {
+    (fs_id as u32) ^ ((fs_id >> 32) as u32)
+}
+
+/// hal EA errors as NTSTATUS (MS-FSA 2.1.5.15.5).
+fn ea_status(e: &FsError) -> u32 {
+    match e {
+        FsError::EasNotSupported => status::EAS_NOT_SUPPORTED,
+        FsError::EaTooLarge => status::EA_TOO_LARGE,
+        // A name this store cannot hold (longer than hal's limit).
+        FsError::InvalidParameter(_) => STATUS_INVALID_EA_NAME,
+        other => fs_status(other),
     }
-    match fixed_part(class) {
-        Some(fixed) if max >= fixed => Ok(Reply::Body {
-            status: status::BUFFER_OVERFLOW,
-            body: info_body(&data[..max]),
-        }),
-        _ => Err(Fail::Status(status::INFO_LENGTH_MISMATCH)),
+}
+
+/// Stores EAs from a FILE_FULL_EA_INFORMATION list (SET_INFO FileFullEaInformation,
+/// the ExtA create context): each replaces the EA of that name, an empty value
+/// removes it. Names are case-insensitive.
+pub fn set_eas(handle: &Handle, eas: &[FullEa]) -> Result<(), u32> {
+    let changes: Vec<Ea> = eas
+        .iter()
+        .map(|(name, value, flags)| Ea { name: name.clone(), value: value.clone(), flags: *flags })
+        .collect();
+    handle.set_eas(&changes).map_err(|e| ea_status(&e))
+}
+
+/// Decodes the ExtA create context (MS-SMB2 2.2.13.2.1: a FILE_FULL_EA_INFORMATION
+/// list). Empty data is no EAs.
+pub fn parse_create_eas(data: &[u8]) -> Result<Vec<FullEa>, u32> {
+    if data.is_empty() {
+        return Ok(Vec::new());
     }
+    match duet_fscc::decode_set_file_info(FILE_FULL_EA_INFORMATION, data) {
+        Ok(SetFileInfo::FullEa(eas)) => Ok(eas),
+        Ok(_) => Err(status::INVALID_PARAMETER),
+        Err(e) => Err(e.ntstatus()),
+    }
+}
+
+/// FileFullEaInformation (MS-FSA 2.1.5.12.12, MS-SMB2 2.2.37): the EAs named in
+/// `input` (a FILE_GET_EA_INFORMATION list; a missing one comes back with an empty
+/// value), or the file's EAs from the open's scan position (restarted by
+/// SL_RESTART_SCAN, set by SL_INDEX_SPECIFIED with the 1-based `index`), as many
+/// whole entries as fit in `max` bytes, or one with SL_RETURN_SINGLE_ENTRY.
+fn query_eas(handle: &Handle, flags: u32, index: u32, input: &[u8], max: usize) -> HResult {
+    let all: Vec<FullEa> = handle
+        .eas()
+        .map_err(|e| Fail::Status(ea_status(&e)))?
+        .into_iter()
+        .map(|e| (e.name, e.value, e.flags))
+        .collect();
+    let listed = !input.is_empty();
+    let (list, start) = if listed {
+        let names = duet_fscc::decode_get_ea_list(input).map_err(fscc_status)?;
+        let picked = names
+            .into_iter()
+            .map(|n| {
+                all.iter()
+                    .find(|(have, _, _)| have.eq_ignore_ascii_case(&n))
+                    .cloned()
+                    .unwrap_or((n, Vec::new(), 0))
+            })
+            .collect();
+        (picked, 0)
+    } else {
+        let start = if flags & SL_INDEX_SPECIFIED != 0 {
+            if index == 0 || index as usize > all.len() {
+                return Err(Fail::Status(if all.is_empty() {
+                    status::NO_EAS_ON_FILE
+                } else {
+                    STATUS_NONEXISTENT_EA_ENTRY
+                }));
+            }
+            index as usize - 1
+        } else if flags & SL_RESTART_SCAN != 0 {
+            0
+        } else {
+            handle.ea_cursor() as usize
+        };
+        (all.clone(), start)
+    };
+    if all.is_empty() {
+        return Err(Fail::Status(status::NO_EAS_ON_FILE));
+    }
+    if start >= list.len() {
+        return Err(Fail::Status(STATUS_NO_MORE_EAS));
+    }
+    let mut want = &list[start..];
+    if flags & SL_RETURN_SINGLE_ENTRY != 0 {
+        want = &want[..1];
+    }
+    let mut data = Vec::new();
+    let n = duet_fscc::encode_full_ea_list(want, max, &mut data).map_err(fscc_status)?;
+    if !listed {
+        handle.set_ea_cursor((start + n) as u32);
+    }
+    let st = if n < want.len() { status::BUFFER_OVERFLOW } else { status::SUCCESS };
+    Ok(Reply::Body { status: st, body: info_body(&data) })
 }
 
 fn info_body(data: &[u8]) -> Vec<u8> {
@@ -99,8 +212,12 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
     let info_type = b.u8(2)?;
     let class = b.u8(3)?;
     let out_len = b.u32(4)? as usize;
+    let in_off = b.u16(8)? as usize;
+    let in_len = b.u32(12)? as usize;
     let additional = b.u32(16)?;
+    let flags = b.u32(20)?;
     let fid = FileId::parse(&b, 24)?;
+    let input = if in_len == 0 { &[][..] } else { b.buffer(in_off, in_len)? };
     let vol = lookup_fid(conn, req, fid)?;
     super::io::check_charge(conn, req, out_len)?;
     let server_name = conn.server.cfg.netbios_name.clone();
@@ -131,17 +248,20 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
             let oi = OpenInfo { name: &open.path, access_mask: open.granted_access, position: 0, mode: 0, alignment: 0 };
             let mut data = Vec::new();
             duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
-            return output(data, class, out_len);
+            return output(data, duet_fscc::file_info_min_output_size(class), out_len);
         }
     };
     match info_type {
         INFO_FILE => {
-            let needs_attr = !matches!(class, 8 | 14 | 16 | 17); // Access, Position, Mode, Alignment
-            if needs_attr && open.granted_access & FILE_READ_ATTRIBUTES == 0 {
+            let need = file_class_access(class);
+            if open.granted_access & need != need {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
-            if class == 15 {
-                return Err(Fail::Status(status::NO_EAS_ON_FILE));
+            if class == FILE_NORMALIZED_NAME_INFORMATION && conn.neg.dialect < super::DIALECT_311 {
+                return Err(Fail::Status(status::NOT_SUPPORTED));
+            }
+            if class == FILE_FULL_EA_INFORMATION {
+                return query_eas(&handle, flags, additional, input, out_len);
             }
             let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
             let mut fb = basics(&meta);
@@ -157,29 +277,44 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
                 alignment: 0,
             };
             let mut data = Vec::new();
-            duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
-            output(data, class, out_len)
+            if class == FILE_ID_INFORMATION {
+                let root = open.root.as_ref().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+                let st = root.statvfs().map_err(|e| Fail::Status(fs_status(&e)))?;
+                duet_fscc::encode_file_id_information(volume_serial(st.fs_id) as u64, &fb, &mut data);
+            } else {
+                duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
+            }
+            output(data, duet_fscc::file_info_min_output_size(class), out_len)
         }
         INFO_FILESYSTEM => {
             let root = open.root.as_ref().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
             let st = root.statvfs().map_err(|e| Fail::Status(fs_status(&e)))?;
             let bsize = st.block_size.max(512);
+            // Case-sensitive search and preserved names, Unicode names, sparse files;
+            // EAs where the filesystem keeps them. No named streams.
+            let mut fs_attributes = FILE_CASE_SENSITIVE_SEARCH
+                | FILE_CASE_PRESERVED_NAMES
+                | FILE_UNICODE_ON_DISK
+                | FILE_SUPPORTS_SPARSE_FILES;
+            if root.xattrs_supported() {
+                fs_attributes |= FILE_SUPPORTS_EXTENDED_ATTRIBUTES;
+            }
             let fs = FsStats {
                 total_bytes: st.total_bytes,
                 free_bytes: st.free_bytes,
                 caller_available_bytes: st.avail_bytes,
                 bytes_per_sector: 512,
                 sectors_per_allocation_unit: (bsize / 512) as u32,
-                volume_serial: (st.fs_id as u32) ^ ((st.fs_id >> 32) as u32),
+                volume_serial: volume_serial(st.fs_id),
                 volume_label: open_share_name(conn, req),
                 volume_creation_time: conn.server.start_time,
                 fs_name: "NTFS".into(),
                 max_component_name_length: 255,
-                fs_attributes: 0x0000_0003 | 0x0000_0004 | 0x0004_0000 | 0x0000_0040 ,
+                fs_attributes,
             };
             let mut data = Vec::new();
             duet_fscc::encode_fs_info(class, &fs, &mut data).map_err(fscc_status)?;
-            output(data, class, out_len)
+            output(data, duet_fscc::fs_info_min_output_size(class), out_len)
         }
         INFO_SECURITY => {
             if open.granted_access & READ_CONTROL == 0 {
@@ -206,14 +341,7 @@ fn open_share_name(conn: &Conn, req: &Req) -> String {
 }
 
 pub fn fscc_status(e: duet_fscc::FsccError) -> Fail {
-    use duet_fscc::FsccError as E;
-    Fail::Status(match e {
-        E::InvalidInfoClass => status::INVALID_INFO_CLASS,
-        E::InfoLengthMismatch => status::INFO_LENGTH_MISMATCH,
-        E::BufferTooSmall => status::BUFFER_TOO_SMALL,
-        E::ObjectNameNotFound => status::OBJECT_NAME_NOT_FOUND,
-        _ => status::INVALID_PARAMETER,
-    })
+    Fail::Status(e.ntstatus())
 }
 
 pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
@@ -345,7 +473,21 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
                 o.mode = m;
             }
         }
-        SetFileInfo::FullEa(_) => return Err(Fail::Status(status::EAS_NOT_SUPPORTED)),
+        SetFileInfo::FullEa(eas) => {
+            if granted & FILE_WRITE_EA == 0 {
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            set_eas(&handle, &eas).map_err(Fail::Status)?;
+            // MS-FSA 2.1.5.15.5: an EA change marks the file for archiving.
+            if !is_dir {
+                let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
+                let a = meta.dos_attributes & !(FILE_ATTRIBUTE_NORMAL | FILE_ATTRIBUTE_DIRECTORY);
+                if a & FILE_ATTRIBUTE_ARCHIVE == 0 {
+                    handle.set_dos_attributes(a | FILE_ATTRIBUTE_ARCHIVE).map_err(|e| Fail::Status(fs_status(&e)))?;
+                }
+            }
+            notify::report(conn, &root, &path, notify::FILE_ACTION_MODIFIED, is_dir);
+        }
         _ => return Err(Fail::Status(status::NOT_SUPPORTED)),
     }
     Ok(Reply::ok(vec![2, 0]))

@@ -12,10 +12,13 @@ pub mod info;
 pub mod io;
 pub mod ioctl;
 pub mod lock;
+pub mod names;
 pub mod negotiate;
 pub mod notify;
 pub mod rename;
 pub mod session;
+#[cfg(test)]
+mod testkit;
 pub mod tree;
 
 use std::collections::HashMap;
@@ -70,10 +73,15 @@ pub struct Server {
     pub server_guid: [u8; 16],
     pub start_time: u64,
     pub files: Mutex<FileTable>,
+    pub names: Mutex<names::NameCache>,
     pub notify: Mutex<notify::NotifyTable>,
     pub throttle: Mutex<session::Throttle>,
     pub lock_waiters: Mutex<Vec<lock::Waiter>>,
     pub roots: Mutex<HashMap<std::path::PathBuf, Arc<duet_hal::fs::ShareRoot>>>,
+    /// Every valid session by SessionId (MS-SMB2 GlobalSessionTable).
+    pub sessions: Mutex<session::Registry>,
+    /// Each live connection's mailbox, by connection id.
+    mailboxes: Mutex<HashMap<u64, Arc<Mailbox>>>,
     next_id: AtomicU64,
 }
 
@@ -87,10 +95,13 @@ impl Server {
             server_guid: guid,
             start_time: crate::util::now_filetime(),
             files: Mutex::new(FileTable::default()),
+            names: Mutex::new(names::NameCache::default()),
             notify: Mutex::new(notify::NotifyTable::default()),
             throttle: Mutex::new(session::Throttle::default()),
             lock_waiters: Mutex::new(Vec::new()),
             roots: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(session::Registry::default()),
+            mailboxes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
     }
@@ -98,6 +109,50 @@ impl Server {
     /// A server-unique id (session ids, persistent file ids, async ids, connection ids).
     pub fn new_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Hands `ev` to connection `conn_id` and wakes it. False if that connection is gone.
+    pub fn post(&self, conn_id: u64, ev: ConnEvent) -> bool {
+        let mb = self.mailboxes.lock().ok().and_then(|m| m.get(&conn_id).cloned());
+        match mb {
+            Some(mb) => {
+                mb.post(ev);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Something another connection needs this one to do to its own state (it alone touches
+/// its sessions and opens). The I/O shell waits on [`Mailbox::wait`] beside the socket and
+/// calls [`Conn::handle_events`]; `handle_frame` drains the mailbox first as well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// Log the session off (its opens close): a reconnect elsewhere replaced it.
+    Logoff { session_id: u64 },
+}
+
+/// One connection's queue of [`ConnEvent`]s.
+#[derive(Default)]
+pub struct Mailbox {
+    events: Mutex<Vec<ConnEvent>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Mailbox {
+    pub fn post(&self, ev: ConnEvent) {
+        if let Ok(mut q) = self.events.lock() {
+            q.push(ev);
+        }
+        self.wake.notify_one();
+    }
+    /// Resolves once something was posted (at once if a post came since the last wait).
+    pub async fn wait(&self) {
+        self.wake.notified().await
+    }
+    fn take(&self) -> Vec<ConnEvent> {
+        self.events.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default()
     }
 }
 
@@ -130,6 +185,9 @@ pub struct NegotiateState {
     pub server_capabilities: u32,
     pub client_dialects: Vec<u16>,
     pub signing_algorithm: Option<SigningAlgorithm>,
+    /// Connection.CipherId: the SMB3 cipher (3.1.1 ENCRYPTION_CAPABILITIES, or AES-128-CCM
+    /// for a 3.0.x client with SMB2_GLOBAL_CAP_ENCRYPTION); None: no encryption.
+    pub cipher: Option<duet_auth::CipherId>,
     /// SHA-512 preauth integrity hash of NEGOTIATE request + response (3.1.1).
     pub preauth: Option<duet_auth::PreauthHash>,
 }
@@ -220,14 +278,20 @@ pub struct Session {
     pub domain: String,
     pub signer: Option<Arc<Signer>>,
     pub signing_required: bool,
+    /// Set up when the connection negotiated a cipher (SMB 3.x).
+    pub encryption: Option<Arc<session::Encryption>>,
     pub preauth: Option<duet_auth::PreauthHash>,
     pub trees: HashMap<u32, Tree>,
     next_tree_id: u32,
 }
 
 impl Session {
+    /// Authenticated (a re-authentication under way leaves it usable).
     pub fn is_valid(&self) -> bool {
-        matches!(self.state, session::SessionState::Valid)
+        matches!(
+            self.state,
+            session::SessionState::Valid | session::SessionState::Reauthenticating(_)
+        )
     }
 }
 
@@ -239,8 +303,11 @@ pub struct Req<'a> {
     pub session_id: u64,
     pub tree_id: u32,
     pub flags: u32,
-    /// The FileId a related compound member inherits (MS-SMB2 3.3.5.2.7.2).
-    pub related_file_id: Option<FileId>,
+    /// Set for a related compound member (MS-SMB2 3.3.5.2.7.2).
+    pub related: Option<Related>,
+    /// The open this request named, recorded by `create::lookup_fid` so related members
+    /// that follow can use it.
+    pub resolved_file_id: std::cell::Cell<Option<FileId>>,
     pub credit_charge: u16,
 }
 
@@ -248,6 +315,15 @@ impl<'a> Req<'a> {
     pub fn body(&self) -> Body<'a> {
         Body::new(self.msg)
     }
+}
+
+/// What a related compound member inherits from the members before it.
+#[derive(Clone, Copy, Debug)]
+pub struct Related {
+    /// The FileId of the last member that created or named an open.
+    pub file_id: Option<FileId>,
+    /// The status of a failed CREATE before it, which members that need its FileId get.
+    pub create_err: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -330,6 +406,15 @@ pub struct Conn {
     pub preauth_pending: Option<PreauthTarget>,
     /// A LOGOFF whose session goes once its (signed) response is out.
     pub deferred_logoff: Option<u64>,
+    /// Signs the next response instead of its session's signer, whatever its status: a
+    /// SESSION_SETUP answered for a session of another connection (binding refusals).
+    pub response_signer: Option<Arc<Signer>>,
+    /// The override in force for the response last appended (compound re-signing).
+    last_response_signer: Option<Arc<Signer>>,
+    /// While a transform frame is processed: its session and encryption. Its requests
+    /// need no signature and every response goes out sealed, unsigned.
+    encrypted: Option<(u64, Arc<session::Encryption>)>,
+    mailbox: Arc<Mailbox>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -361,6 +446,10 @@ pub enum Flow {
 impl Conn {
     pub fn new(server: Arc<Server>, peer: SocketAddr, local: SocketAddr, outbox: Outbox) -> Conn {
         let id = server.new_id();
+        let mailbox = Arc::new(Mailbox::default());
+        if let Ok(mut m) = server.mailboxes.lock() {
+            m.insert(id, mailbox.clone());
+        }
         Conn {
             server,
             id,
@@ -376,26 +465,82 @@ impl Conn {
             last_tree_id: None,
             preauth_pending: None,
             deferred_logoff: None,
+            response_signer: None,
+            last_response_signer: None,
+            encrypted: None,
+            mailbox,
         }
+    }
+
+    /// What the shell waits on for [`ConnEvent`]s.
+    pub fn mailbox(&self) -> Arc<Mailbox> {
+        self.mailbox.clone()
+    }
+
+    /// Carries out what other connections posted.
+    pub fn handle_events(&mut self) -> Flow {
+        for ev in self.mailbox.take() {
+            match ev {
+                ConnEvent::Logoff { session_id } => {
+                    tracing::info!(peer = %self.peer, session = session_id, "session logged off by a reconnect");
+                    self.logoff(session_id);
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// A transform frame (MS-SMB2 3.3.5.2.1.1): decrypted with its session's key, its
+    /// messages processed, every response sealed with the same key.
+    fn handle_transform(&mut self, frame: &[u8]) -> Flow {
+        let Some((plain, enc, session_id)) = session::open_transform(self, frame) else {
+            return Flow::Close;
+        };
+        self.encrypted = Some((session_id, enc));
+        let flow = self.handle_messages(&plain);
+        self.encrypted = None;
+        flow
+    }
+
+    /// Queues one response transport message, sealed if the request came encrypted.
+    fn send_response(&self, out: Vec<u8>) -> bool {
+        let msg = match &self.encrypted {
+            Some((sid, enc)) => match enc.seal(*sid, out) {
+                Some(m) => m,
+                None => return false,
+            },
+            None => out,
+        };
+        self.outbox.send(msg)
     }
 
     /// Handles one transport message (a single request or a compound chain).
     pub fn handle_frame(&mut self, frame: &[u8]) -> Flow {
+        if self.handle_events() == Flow::Close {
+            return Flow::Close;
+        }
         if frame.len() >= 4 && frame[0..4] == crate::wire::header::SMB1_PROTOCOL_ID {
             return negotiate::handle_smb1(self, frame);
         }
         if frame.len() >= 4 && frame[0..4] == crate::wire::header::TRANSFORM_PROTOCOL_ID {
-            tracing::warn!(peer = %self.peer, "encrypted message but no encryption was negotiated");
-            return Flow::Close;
+            return self.handle_transform(frame);
         }
+        self.handle_messages(frame)
+    }
+
+    /// The SMB2 message (or compound chain) of one frame, in clear.
+    fn handle_messages(&mut self, frame: &[u8]) -> Flow {
+        self.response_signer = None;
+        self.last_response_signer = None;
         let mut out: Vec<u8> = Vec::new();
         let mut last_start: Option<usize> = None;
         let mut off = 0usize;
         let mut related_file_id: Option<FileId> = None;
         let mut related_session = 0u64;
         let mut related_tree = 0u32;
-        let mut related_failed: Option<u32> = None;
-        let mut first = true;
+        // The FileId related members use: set by a successful CREATE or by any member that
+        // named an open explicitly; cleared by every unrelated member (MS-SMB2 3.3.5.2.7.2).
+        let mut create_err: Option<u32> = None;
         loop {
             let rest = &frame[off..];
             let hdr = match Header::new_checked(rest) {
@@ -412,16 +557,18 @@ impl Conn {
                 return Flow::Close;
             }
             let msg = &rest[..msg_len];
-            let related = hdr.is_related() && !first;
+            // A related first member inherits nothing: session 0, so it fails with
+            // STATUS_INVALID_PARAMETER, as do related members after it.
+            let related = hdr.is_related();
             let (session_id, tree_id) = if related {
                 (related_session, related_tree)
             } else {
                 (hdr.session_id(), hdr.tree_id())
             };
             let command = hdr.command();
-            let req_related_fid = if related { related_file_id } else { None };
             if !related {
-                related_failed = None;
+                related_file_id = None;
+                create_err = None;
             }
             let result: HResult = match command {
                 None => Err(Fail::Status(status::INVALID_PARAMETER)),
@@ -435,27 +582,48 @@ impl Conn {
                         tracing::warn!(peer = %self.peer, mid = hdr.message_id(), "message id outside the credit window; closing connection");
                         return Flow::Close;
                     }
-                    if let (true, Some(st)) = (related, related_failed) {
-                        Err(Fail::Status(st))
+                    let req = Req {
+                        msg,
+                        command: cmd,
+                        message_id: hdr.message_id(),
+                        session_id,
+                        tree_id,
+                        flags: hdr.flags(),
+                        related: related.then_some(Related { file_id: related_file_id, create_err }),
+                        resolved_file_id: std::cell::Cell::new(None),
+                        credit_charge: charge,
+                    };
+                    let r = if related && session_id == 0 && cmd != Command::SessionSetup && cmd != Command::Negotiate {
+                        Err(Fail::Status(status::INVALID_PARAMETER))
                     } else {
-                        let req = Req {
-                            msg,
-                            command: cmd,
-                            message_id: hdr.message_id(),
-                            session_id,
-                            tree_id,
-                            flags: hdr.flags(),
-                            related_file_id: req_related_fid,
-                            credit_charge: charge,
-                        };
                         self.dispatch(&req)
+                    };
+                    if let Some(fid) = req.resolved_file_id.get() {
+                        related_file_id = Some(fid);
                     }
+                    r
                 }
             };
             let reply_status;
             match result {
                 Ok(Reply::None) => {
                     reply_status = status::SUCCESS;
+                }
+                Ok(Reply::Pending { async_id }) if next != 0 => {
+                    // Only the last member of a compound may go async; Windows and Samba
+                    // fail one in the middle with STATUS_INTERNAL_ERROR (MS-SMB2 <159>).
+                    self.abandon_pending(async_id);
+                    reply_status = status::INTERNAL_ERROR;
+                    self.append_response(
+                        &mut out,
+                        &mut last_start,
+                        &hdr,
+                        session_id,
+                        tree_id,
+                        status::INTERNAL_ERROR,
+                        &error_body(0),
+                        None,
+                    );
                 }
                 Ok(Reply::Pending { async_id }) => {
                     reply_status = status::PENDING;
@@ -555,13 +723,18 @@ impl Conn {
                 && reply_status != status::BUFFER_OVERFLOW
                 && command == Some(Command::Create)
             {
-                related_failed = Some(reply_status);
+                create_err = Some(reply_status);
             }
             if command != Some(Command::TreeConnect) {
                 related_tree = tree_id;
             }
-            related_session = session_id;
-            first = false;
+            // Related members after one whose session did not resolve inherit none
+            // (and so fail with STATUS_INVALID_PARAMETER).
+            related_session = if self.sessions.get(&session_id).is_some_and(|s| s.is_valid()) {
+                session_id
+            } else {
+                0
+            };
             if next == 0 {
                 break;
             }
@@ -570,7 +743,7 @@ impl Conn {
                 break;
             }
         }
-        if !out.is_empty() && !self.outbox.send(out) {
+        if !out.is_empty() && !self.send_response(out) {
             return Flow::Close;
         }
         if let Some(id) = self.deferred_logoff.take() {
@@ -628,6 +801,10 @@ impl Conn {
     }
 
     pub fn check_signature(&self, msg: &[u8], session_id: u64) -> Result<(), Fail> {
+        // A message that came sealed with this session's key needs no signature.
+        if self.encrypted.as_ref().is_some_and(|(sid, _)| *sid == session_id) {
+            return Ok(());
+        }
         let Some(sess) = self.sessions.get(&session_id) else {
             return Ok(());
         };
@@ -688,6 +865,7 @@ impl Conn {
             );
             self.resign(out, prev, prev_sid);
         }
+        self.last_response_signer = self.response_signer.take();
         let start = out.len();
         let granted = self.grant_credits(req_hdr);
         let mut hdr = [0u8; HEADER_LEN];
@@ -720,17 +898,30 @@ impl Conn {
         self.resign(out, start, session_id);
     }
 
-    /// Signs the response at `start` (to the end of `out`) when its session signs.
+    /// Signs the response at `start` (to the end of `out`) when its session signs. A
+    /// response that goes out sealed is not signed (MS-SMB2 3.3.4.1.1).
     fn resign(&self, out: &mut [u8], start: usize, session_id: u64) {
-        let Some(sess) = self.sessions.get(&session_id) else {
+        if self.encrypted.is_some() {
             return;
-        };
-        let Some(signer) = &sess.signer else { return };
+        }
         let st = u32::from_le_bytes(
             out[start + field::STATUS.start..start + field::STATUS.end]
                 .try_into()
                 .unwrap_or([0; 4]),
         );
+        if let Some(signer) = &self.last_response_signer {
+            if st != status::PENDING {
+                let msg = &mut out[start..];
+                let fl = u32::from_le_bytes(msg[16..20].try_into().unwrap_or([0; 4])) | flags::SIGNED;
+                msg[16..20].copy_from_slice(&fl.to_le_bytes());
+                signer.sign(msg);
+            }
+            return;
+        }
+        let Some(sess) = self.sessions.get(&session_id) else {
+            return;
+        };
+        let Some(signer) = &sess.signer else { return };
         let cmd = u16::from_le_bytes([out[start + 12], out[start + 13]]);
         // An interim STATUS_PENDING is not signed (MS-SMB2 3.3.4.1.1); neither is a failed
         // session setup.
@@ -795,12 +986,25 @@ impl Conn {
         }
     }
 
+    /// Drops a pending operation without answering it.
+    fn abandon_pending(&mut self, async_id: u64) {
+        self.pending.remove(&async_id);
+        notify::forget(self, async_id);
+        let conn_id = self.id;
+        if let Ok(mut w) = self.server.lock_waiters.lock() {
+            w.retain(|w| !(w.target.conn_id == conn_id && w.target.async_id == async_id));
+        }
+    }
+
     /// Builds the async-completion target for a request that is going async now.
     pub fn async_target(&self, req: &Req, async_id: u64) -> AsyncTarget {
+        // The final response of a sealed request is sealed too, and then not signed.
+        let encryption = self.encrypted.as_ref().map(|(sid, e)| (*sid, e.clone()));
         let signer = self
             .sessions
             .get(&req.session_id)
-            .and_then(|s| s.signer.clone());
+            .and_then(|s| s.signer.clone())
+            .filter(|_| encryption.is_none());
         AsyncTarget {
             outbox: self.outbox.clone(),
             conn_id: self.id,
@@ -809,6 +1013,7 @@ impl Conn {
             session_id: req.session_id,
             command: req.command as u16,
             signer,
+            encryption,
         }
     }
 }
@@ -823,6 +1028,8 @@ pub struct AsyncTarget {
     pub session_id: u64,
     pub command: u16,
     pub signer: Option<Arc<Signer>>,
+    /// Seals the response with this session's key instead of signing it.
+    pub encryption: Option<(u64, Arc<session::Encryption>)>,
 }
 
 impl AsyncTarget {
@@ -851,6 +1058,13 @@ impl AsyncTarget {
         if let Some(s) = &self.signer {
             s.sign(&mut msg);
         }
+        let msg = match &self.encryption {
+            Some((sid, enc)) => match enc.seal(*sid, msg) {
+                Some(m) => m,
+                None => return,
+            },
+            None => msg,
+        };
         self.outbox.send(msg);
     }
 }
@@ -898,6 +1112,9 @@ impl Conn {
             create::close_open(self, v);
         }
         self.sessions.remove(&session_id);
+        if let Ok(mut reg) = self.server.sessions.lock() {
+            reg.remove(session_id, self.id);
+        }
     }
 
     /// Releases everything the connection held: opens (share modes, locks, delete on
@@ -910,6 +1127,12 @@ impl Conn {
         let conn_id = self.id;
         if let Ok(mut n) = self.server.notify.lock() {
             n.remove_conn(conn_id);
+        }
+        if let Ok(mut reg) = self.server.sessions.lock() {
+            reg.remove_conn(conn_id);
+        }
+        if let Ok(mut m) = self.server.mailboxes.lock() {
+            m.remove(&conn_id);
         }
         self.pending.clear();
     }

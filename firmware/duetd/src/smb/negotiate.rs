@@ -4,7 +4,7 @@
 //! Owns: dialect choice, 3.1.1 negotiate contexts and the connection's preauth hash start.
 //! Never accepts a second NEGOTIATE on a connection.
 
-use duet_auth::SigningAlgorithm;
+use duet_auth::{CipherId, SigningAlgorithm};
 
 use super::{Conn, Fail, Flow, HResult, Reply, Req};
 use super::{DIALECT_202, DIALECT_210, DIALECT_300, DIALECT_302, DIALECT_311, DIALECT_WILDCARD};
@@ -16,6 +16,17 @@ pub const SIGNING_REQUIRED: u16 = 0x0002;
 pub const CAP_DFS: u32 = 0x01;
 pub const CAP_LEASING: u32 = 0x02;
 pub const CAP_LARGE_MTU: u32 = 0x04;
+/// SMB2_GLOBAL_CAP_ENCRYPTION: meaningful for 3.0 and 3.0.2 only (3.1.1 negotiates a
+/// cipher in a context).
+pub const CAP_ENCRYPTION: u32 = 0x40;
+
+/// Ciphers we accept, best first (MS-SMB2 2.2.3.1.2 ids).
+const CIPHERS: [CipherId; 4] = [
+    CipherId::Aes128Gcm,
+    CipherId::Aes128Ccm,
+    CipherId::Aes256Gcm,
+    CipherId::Aes256Ccm,
+];
 
 const PREAUTH_INTEGRITY_CAPABILITIES: u16 = 0x0001;
 const ENCRYPTION_CAPABILITIES: u16 = 0x0002;
@@ -53,6 +64,9 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
     };
 
     let mut signing = None;
+    let mut signing_ctx = false;
+    // Some(None): the client sent ENCRYPTION_CAPABILITIES but we share no cipher.
+    let mut cipher_ctx: Option<Option<CipherId>> = None;
     let mut preauth = None;
     if dialect == DIALECT_311 {
         let ctx_off = b.u32(28)? as usize;
@@ -78,7 +92,14 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
                         return Err(Fail::Status(status::NO_PREAUTH_INTEGRITY_HASH_OVERLAP));
                     }
                 }
+                ENCRYPTION_CAPABILITIES => {
+                    let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))? as usize;
+                    let ids = data.get(2..2 + 2 * n).ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+                    let ids: Vec<u16> = ids.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                    cipher_ctx = Some(CIPHERS.into_iter().find(|c| ids.contains(&(*c as u16))));
+                }
                 SIGNING_CAPABILITIES => {
+                    signing_ctx = true;
                     let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))? as usize;
                     let algs = data.get(2..2 + 2 * n).ok_or(Fail::Status(status::INVALID_PARAMETER))?;
                     let algs: Vec<u16> = algs.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
@@ -107,7 +128,15 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         _ => Some(SigningAlgorithm::HmacSha256),
     };
 
-    let server_caps = if dialect >= DIALECT_210 { CAP_LARGE_MTU } else { 0 };
+    let mut server_caps = if dialect >= DIALECT_210 { CAP_LARGE_MTU } else { 0 };
+    let cipher = match dialect {
+        DIALECT_311 => cipher_ctx.flatten(),
+        DIALECT_300 | DIALECT_302 if capabilities & CAP_ENCRYPTION != 0 => {
+            server_caps |= CAP_ENCRYPTION;
+            Some(CipherId::Aes128Ccm)
+        }
+        _ => None,
+    };
     let max_io = if dialect >= DIALECT_210 { MAX_IO } else { 65536 };
     conn.neg.done = true;
     conn.neg.dialect = dialect;
@@ -117,6 +146,7 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
     conn.neg.server_capabilities = server_caps;
     conn.neg.client_dialects = offered;
     conn.neg.signing_algorithm = signing;
+    conn.neg.cipher = cipher;
     conn.neg.preauth = preauth;
     tracing::debug!(peer = %conn.peer, dialect = format_args!("{dialect:#06x}"), "negotiated");
 
@@ -139,7 +169,19 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         body.put_u16(SHA_512);
         body.extend_from_slice(&salt);
         let mut count = 1u16;
-        if let Some(alg) = signing.filter(|_| true) {
+        if let Some(chosen) = cipher_ctx {
+            // One cipher, or 0 when none of the client's is ours (3.3.5.4).
+            while (HEADER_LEN + body.len()) % 8 != 0 {
+                body.push(0);
+            }
+            body.put_u16(ENCRYPTION_CAPABILITIES);
+            body.put_u16(4);
+            body.put_u32(0);
+            body.put_u16(1);
+            body.put_u16(chosen.map_or(0, |c| c as u16));
+            count += 1;
+        }
+        if let Some(alg) = signing.filter(|_| signing_ctx) {
             while (HEADER_LEN + body.len()) % 8 != 0 {
                 body.push(0);
             }
@@ -157,7 +199,6 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         body.set_u16(6, count);
         conn.preauth_pending = Some(super::PreauthTarget::Connection);
     }
-    let _ = ENCRYPTION_CAPABILITIES;
     Ok(Reply::ok(body))
 }
 

@@ -245,6 +245,17 @@ pub fn cancel(conn: &mut Conn, async_id: u64, st: u32) {
     }
 }
 
+/// Forgets a pending watch request without answering it (the watch itself stays).
+pub fn forget(conn: &mut Conn, async_id: u64) {
+    if let Ok(mut table) = conn.server.notify.lock() {
+        for w in table.watches.iter_mut() {
+            if w.pending.as_ref().is_some_and(|p| p.async_id == async_id) {
+                w.pending = None;
+            }
+        }
+    }
+}
+
 /// The handle closed: a pending watch completes with STATUS_NOTIFY_CLEANUP.
 pub fn close_handle(conn: &mut Conn, vol: u64) {
     let conn_id = conn.id;

@@ -1,25 +1,41 @@
 //! SESSION_SETUP and LOGOFF (MS-SMB2 2.2.5-2.2.8, 3.3.5.5, 3.3.5.6): SPNEGO/NTLMv2
-//! authentication against the state store's users, key derivation, signing, and the
-//! failed-logon throttle.
+//! authentication against the state store's users, key derivation, signing, SMB3
+//! encryption keys, re-authentication, session reconnect (PreviousSessionId), the refusal
+//! of channel binding, the server-wide session table and the failed-logon throttle.
 //!
 //! Owns: the session life cycle. Never logs a password or key; never accepts anonymous or
-//! guest logons.
+//! guest logons; never lets a re-authentication change a session's user or keys; never
+//! binds a session to a second connection (no multichannel).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use duet_auth::{Acceptor, AuthError, ServerIdentity, SessionKeys, Signer, Step};
+use duet_auth::{
+    Acceptor, AuthError, Authenticated, CipherId, ServerIdentity, SessionKeys, Signer,
+    SigningAlgorithm, Step, TransformCipher, TransformHeader, TRANSFORM_HEADER_LEN,
+};
 
-use super::{Conn, Fail, HResult, PreauthTarget, Reply, Req, Session, DIALECT_311};
-use crate::wire::{status, PutLe, HEADER_LEN};
+use super::{Conn, ConnEvent, Fail, HResult, PreauthTarget, Reply, Req, Session};
+use super::{DIALECT_300, DIALECT_311};
+use crate::wire::{status, Header, PutLe, HEADER_LEN};
+
+/// NT_STATUS_REQUEST_OUT_OF_SEQUENCE: a binding request whose signing algorithm cannot
+/// be the session's (AES-GMAC sessions).
+const STATUS_REQUEST_OUT_OF_SEQUENCE: u32 = 0xC000_042A;
+
+/// SMB2_SESSION_FLAG_BINDING (request Flags, 2.2.5).
+const SESSION_FLAG_BINDING: u8 = 0x01;
 
 pub enum SessionState {
+    /// The first authentication is under way; the session cannot be used yet.
     InProgress(Box<Acceptor>),
     Valid,
+    /// A valid session is re-authenticating (3.3.5.5.3): it stays usable with its user and
+    /// keys until the exchange ends.
+    Reauthenticating(Box<Acceptor>),
 }
-
-const SESSION_FLAG_BINDING: u8 = 0x01;
 
 pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
     if !conn.neg.done {
@@ -30,11 +46,10 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
     let flags = b.u8(2)?;
     let sec_off = b.u16(12)? as usize;
     let sec_len = b.u16(14)? as usize;
-    let _previous_session_id = b.u64(16)?;
+    let previous_session_id = b.u64(16)?;
     let token = b.buffer(sec_off, sec_len)?;
     if flags & SESSION_FLAG_BINDING != 0 {
-        // No multichannel: binding a session to a second connection is refused.
-        return Err(Fail::Status(status::REQUEST_NOT_ACCEPTED));
+        return refuse_binding(conn, req);
     }
     let now = crate::util::now_secs();
     if conn
@@ -48,6 +63,8 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::ACCOUNT_LOCKED_OUT));
     }
 
+    // Which exchange this request continues: a new session, the first authentication of
+    // one in progress, or a re-authentication of a valid one.
     let session_id = if req.session_id == 0 {
         if conn.sessions.len() >= conn.server.cfg.max_sessions_per_conn {
             tracing::warn!(peer = %conn.peer, limit = conn.server.cfg.max_sessions_per_conn, "session limit reached");
@@ -56,86 +73,100 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
         let id = conn.server.new_id();
         let sess = new_session(conn, id);
         conn.sessions.insert(id, sess);
+        conn.last_session_setup_id = Some(id);
         id
     } else {
         let id = req.session_id;
-        let fresh = {
-            let s = conn.sessions.get(&id).ok_or(Fail::Status(status::USER_SESSION_DELETED))?;
-            s.is_valid()
+        let Some(sess) = conn.sessions.get(&id) else {
+            // A session of another connection (or none): without binding it cannot be
+            // used here. The answer is signed with that session's key, as the client
+            // holding it expects (3.3.5.5.1 looks the id up in GlobalSessionTable).
+            conn.response_signer = registered(conn, id).map(|g| g.signer);
+            return Err(Fail::Status(status::USER_SESSION_DELETED));
         };
-        if fresh {
-            // Re-authentication of a valid session: the request must be signed like any other.
+        if matches!(sess.state, SessionState::Valid) {
+            // Re-authentication: the request must be signed like any other of the session.
             conn.check_signature(req.msg, id)?;
             let acc = new_acceptor(conn);
             if let Some(s) = conn.sessions.get_mut(&id) {
-                s.state = SessionState::InProgress(Box::new(acc));
-                s.preauth = conn.neg.preauth.clone();
+                s.state = SessionState::Reauthenticating(Box::new(acc));
             }
         }
         id
     };
-    conn.last_session_setup_id = Some(session_id);
 
-    let dialect = conn.neg.dialect;
-    let store = conn.server.store.clone();
-    let peer = conn.peer;
-    let mut user_locked = false;
-    let throttle = &conn.server.throttle;
-    let cfg = conn.server.cfg.clone();
-    let sess = conn.sessions.get_mut(&session_id).ok_or(Fail::Status(status::USER_SESSION_DELETED))?;
-    if dialect == DIALECT_311 {
+    let Some(sess) = conn.sessions.get_mut(&session_id) else {
+        return Err(Fail::Status(status::USER_SESSION_DELETED));
+    };
+    let (mut acc, reauth) = match std::mem::replace(&mut sess.state, SessionState::Valid) {
+        SessionState::InProgress(a) => (a, false),
+        SessionState::Reauthenticating(a) => (a, true),
+        SessionState::Valid => return Err(Fail::Status(status::REQUEST_NOT_ACCEPTED)),
+    };
+    if !reauth && conn.neg.dialect == DIALECT_311 {
         if let Some(h) = sess.preauth.as_mut() {
             h.update(req.msg);
         }
     }
-    let SessionState::InProgress(acc) = &mut sess.state else {
-        return Err(Fail::Status(status::REQUEST_NOT_ACCEPTED));
-    };
-    let mut lookup = |user: &str, _domain: &str| -> Option<[u8; 16]> {
-        if throttle
-            .lock()
-            .map(|mut t| t.user_locked(user, now, &cfg))
-            .unwrap_or(false)
-        {
-            user_locked = true;
-            return None;
-        }
-        match store.user_nt_hash(user) {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::error!(error = %e, "state store lookup failed");
-                None
+
+    let mut user_locked = false;
+    let step = {
+        let server = conn.server.clone();
+        let mut lookup = |user: &str, _domain: &str| -> Option<[u8; 16]> {
+            if server
+                .throttle
+                .lock()
+                .map(|mut t| t.user_locked(user, now, &server.cfg))
+                .unwrap_or(false)
+            {
+                user_locked = true;
+                return None;
             }
-        }
+            match server.store.user_nt_hash(user) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "state store lookup failed");
+                    None
+                }
+            }
+        };
+        acc.step(token, &mut lookup)
     };
-    let step = acc.step(token, &mut lookup);
+    let peer = conn.peer;
     match step {
         Ok(Step::Continue(out)) => {
-            conn.preauth_pending = Some(PreauthTarget::Session(session_id));
+            if let Some(s) = conn.sessions.get_mut(&session_id) {
+                s.state = if reauth {
+                    SessionState::Reauthenticating(acc)
+                } else {
+                    SessionState::InProgress(acc)
+                };
+            }
+            if !reauth {
+                conn.preauth_pending = Some(PreauthTarget::Session(session_id));
+            }
             Ok(Reply::Body {
                 status: status::MORE_PROCESSING_REQUIRED,
                 body: setup_body(&out),
             })
         }
+        Ok(Step::Done(auth)) if reauth => finish_reauth(conn, session_id, auth),
         Ok(Step::Done(auth)) => {
-            let preauth = sess.preauth.as_ref().map(|h| *h.value()).unwrap_or([0u8; 64]);
-            let keys = SessionKeys::derive(dialect, &auth.session_key, &preauth);
-            let alg = conn.neg.signing_algorithm.unwrap_or(duet_auth::SigningAlgorithm::HmacSha256);
-            sess.signer = Some(Arc::new(Signer::new(alg, keys.signing)));
-            sess.signing_required = cfg.signing_required
-                || conn.neg.client_security_mode & super::negotiate::SIGNING_REQUIRED != 0;
-            sess.user = auth.user.clone();
-            sess.domain = auth.domain.clone();
-            sess.state = SessionState::Valid;
-            sess.preauth = None;
-            if let Ok(mut t) = conn.server.throttle.lock() {
-                t.success(&auth.user);
+            finish_logon(conn, session_id, &auth);
+            if previous_session_id != 0 && previous_session_id != session_id {
+                close_previous(conn, previous_session_id, &auth.user);
             }
-            tracing::info!(peer = %peer, user = %auth.user, session = session_id, "logon");
             Ok(Reply::ok(setup_body(&auth.token)))
         }
+        Err(AuthError::Anonymous) if reauth => {
+            // Anonymous is never a session's user: refused, and the session goes on as
+            // the user it was.
+            tracing::warn!(peer = %peer, session = session_id, "re-authentication as anonymous refused");
+            Err(Fail::Status(status::ACCESS_DENIED))
+        }
         Err(e) => {
-            conn.sessions.remove(&session_id);
+            // 3.3.5.5.3: a failed authentication ends the session, its opens and trees.
+            conn.logoff(session_id);
             let user = match &e {
                 AuthError::LogonFailure { user } => Some(user.clone()),
                 _ => None,
@@ -147,10 +178,162 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
                 tracing::warn!(peer = %peer, user = ?user, "logon refused: account throttled after failed logons");
                 return Err(Fail::Status(status::ACCOUNT_LOCKED_OUT));
             }
-            tracing::warn!(peer = %peer, user = ?user, error = %e, "logon failed");
-            Err(Fail::Status(status::LOGON_FAILURE))
+            tracing::warn!(peer = %peer, user = ?user, reauth, error = %e, "logon failed");
+            Err(Fail::Status(match e {
+                AuthError::Malformed(_) => status::INVALID_PARAMETER,
+                _ => status::LOGON_FAILURE,
+            }))
         }
     }
+}
+
+/// The first authentication of `session_id` succeeded: derive its keys (3.3.5.5.3), make
+/// it valid and enter it in the server's session table.
+fn finish_logon(conn: &mut Conn, session_id: u64, auth: &Authenticated) {
+    let dialect = conn.neg.dialect;
+    let alg = conn
+        .neg
+        .signing_algorithm
+        .unwrap_or_else(|| SigningAlgorithm::default_for_dialect(dialect));
+    let cipher = conn.neg.cipher.filter(|_| dialect >= DIALECT_300);
+    let signing_required = conn.server.cfg.signing_required
+        || conn.neg.client_security_mode & super::negotiate::SIGNING_REQUIRED != 0;
+    let Some(sess) = conn.sessions.get_mut(&session_id) else {
+        return;
+    };
+    let preauth = sess.preauth.take().map(|h| *h.value()).unwrap_or([0u8; 64]);
+    let keys = SessionKeys::derive(dialect, &auth.session_key, &preauth);
+    let signer = Arc::new(Signer::new(alg, keys.signing));
+    sess.encryption = cipher.and_then(|c| {
+        let mut salt = [0u8; 8];
+        crate::util::random_bytes(&mut salt);
+        let made = if c.key_len() == 32 {
+            let (s2c, c2s) = SessionKeys::cipher_keys_256(&auth.session_key, &preauth);
+            Encryption::new(c, &s2c, &c2s, salt)
+        } else {
+            Encryption::new(c, &keys.encryption_s2c, &keys.decryption_c2s, salt)
+        };
+        match made {
+            Ok(e) => Some(Arc::new(e)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up the session's cipher");
+                None
+            }
+        }
+    });
+    sess.signer = Some(signer.clone());
+    sess.signing_required = signing_required;
+    sess.user = auth.user.clone();
+    sess.domain = auth.domain.clone();
+    sess.state = SessionState::Valid;
+    if let Ok(mut t) = conn.server.throttle.lock() {
+        t.success(&auth.user);
+    }
+    if let Ok(mut reg) = conn.server.sessions.lock() {
+        reg.insert(
+            session_id,
+            GlobalSession {
+                conn_id: conn.id,
+                user: auth.user.to_lowercase(),
+                signer,
+                dialect,
+                signing_algorithm: alg,
+                cipher,
+                client_guid: conn.neg.client_guid,
+            },
+        );
+    }
+    tracing::info!(peer = %conn.peer, user = %auth.user, session = session_id, "logon");
+}
+
+/// A re-authentication succeeded (3.3.5.5.3): the session keeps its keys and its user; a
+/// logon as somebody else is refused and leaves the session as it was.
+fn finish_reauth(conn: &mut Conn, session_id: u64, auth: Authenticated) -> HResult {
+    let Some(sess) = conn.sessions.get_mut(&session_id) else {
+        return Err(Fail::Status(status::USER_SESSION_DELETED));
+    };
+    sess.state = SessionState::Valid;
+    if !sess.user.eq_ignore_ascii_case(&auth.user) {
+        tracing::warn!(peer = %conn.peer, session = session_id, user = %sess.user, new_user = %auth.user,
+            "re-authentication as another user refused");
+        return Err(Fail::Status(status::ACCESS_DENIED));
+    }
+    if let Ok(mut t) = conn.server.throttle.lock() {
+        t.success(&auth.user);
+    }
+    tracing::info!(peer = %conn.peer, user = %auth.user, session = session_id, "re-authenticated");
+    Ok(Reply::ok(setup_body(&auth.token)))
+}
+
+/// Session reconnect (3.3.5.5.3, PreviousSessionId): the old session of the same user is
+/// logged off, wherever it lives; one of another user is left alone.
+fn close_previous(conn: &mut Conn, previous: u64, user: &str) {
+    let owner = match conn.server.sessions.lock() {
+        Ok(mut reg) => reg.take_if_user(previous, &user.to_lowercase()),
+        Err(_) => None,
+    };
+    match owner {
+        Some(owner) if owner == conn.id => {
+            tracing::info!(peer = %conn.peer, session = previous, "previous session closed on reconnect");
+            conn.logoff(previous);
+        }
+        Some(owner) => {
+            tracing::info!(peer = %conn.peer, session = previous, conn = owner, "previous session on another connection closed on reconnect");
+            conn.server.post(owner, ConnEvent::Logoff { session_id: previous });
+        }
+        None => {}
+    }
+}
+
+/// A SESSION_SETUP with SMB2_SESSION_FLAG_BINDING (3.3.5.5.2). duet has no multichannel,
+/// so every bind is refused, but with the status a multichannel server gives for the
+/// request's own faults, checked in this order: no session id; no such session; a signing
+/// algorithm the session cannot use on this connection (AES-GMAC rules); a 2.x connection;
+/// an unsigned request; another dialect or cipher than the session's. A request without
+/// any of these faults gets STATUS_REQUEST_NOT_ACCEPTED (no channel can be added). The
+/// answer is signed with the session's key when the request's signature verified with it.
+fn refuse_binding(conn: &mut Conn, req: &Req) -> HResult {
+    if req.session_id == 0 {
+        return Err(Fail::Status(status::INVALID_PARAMETER));
+    }
+    let Some(global) = registered(conn, req.session_id) else {
+        return Err(Fail::Status(status::USER_SESSION_DELETED));
+    };
+    let signed = Header::new_unchecked(req.msg).is_signed() && global.signer.verify(req.msg);
+    if signed {
+        conn.response_signer = Some(global.signer.clone());
+    }
+    let conn_alg = conn
+        .neg
+        .signing_algorithm
+        .unwrap_or_else(|| SigningAlgorithm::default_for_dialect(conn.neg.dialect));
+    let refusal = if global.signing_algorithm == SigningAlgorithm::AesGmac
+        && conn_alg != global.signing_algorithm
+    {
+        STATUS_REQUEST_OUT_OF_SEQUENCE
+    } else if conn_alg == SigningAlgorithm::AesGmac && global.signing_algorithm != conn_alg {
+        status::NOT_SUPPORTED
+    } else if conn.neg.dialect < DIALECT_300 {
+        status::REQUEST_NOT_ACCEPTED
+    } else if !signed
+        || global.dialect != conn.neg.dialect
+        || global.cipher != conn.neg.cipher
+    {
+        status::INVALID_PARAMETER
+    } else {
+        status::REQUEST_NOT_ACCEPTED
+    };
+    tracing::info!(peer = %conn.peer, session = req.session_id, status = format_args!("{refusal:#010x}"),
+        same_client = global.client_guid == conn.neg.client_guid, "session binding refused (no multichannel)");
+    Err(Fail::Status(refusal))
+}
+
+fn registered(conn: &Conn, id: u64) -> Option<GlobalSession> {
+    conn.server
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|reg| reg.get(id).cloned())
 }
 
 fn new_acceptor(conn: &Conn) -> Acceptor {
@@ -174,6 +357,7 @@ fn new_session(conn: &Conn, id: u64) -> Session {
         domain: String::new(),
         signer: None,
         signing_required: false,
+        encryption: None,
         preauth: conn.neg.preauth.clone(),
         trees: HashMap::new(),
         next_tree_id: 1,
@@ -208,6 +392,156 @@ impl Session {
         id
     }
 }
+
+// ------------------------------------------------------------------ the session table
+
+/// What the server knows of a valid session beyond its connection (MS-SMB2
+/// GlobalSessionTable): enough to find its owner, check a reconnect's user, and answer a
+/// binding attempt from another connection, signed with the session's key.
+#[derive(Clone)]
+pub struct GlobalSession {
+    pub conn_id: u64,
+    /// The user name, lower-cased.
+    pub user: String,
+    pub signer: Arc<Signer>,
+    pub dialect: u16,
+    pub signing_algorithm: SigningAlgorithm,
+    pub cipher: Option<CipherId>,
+    pub client_guid: [u8; 16],
+}
+
+/// The server-wide table of valid sessions by SessionId. A connection enters its sessions
+/// when their first authentication succeeds and removes them at logoff and teardown.
+#[derive(Default)]
+pub struct Registry {
+    sessions: HashMap<u64, GlobalSession>,
+}
+
+impl Registry {
+    pub fn insert(&mut self, id: u64, s: GlobalSession) {
+        self.sessions.insert(id, s);
+    }
+    pub fn get(&self, id: u64) -> Option<&GlobalSession> {
+        self.sessions.get(&id)
+    }
+    /// Removes `id` if connection `conn_id` owns it.
+    pub fn remove(&mut self, id: u64, conn_id: u64) {
+        if self.sessions.get(&id).is_some_and(|s| s.conn_id == conn_id) {
+            self.sessions.remove(&id);
+        }
+    }
+    pub fn remove_conn(&mut self, conn_id: u64) {
+        self.sessions.retain(|_, s| s.conn_id != conn_id);
+    }
+    /// Removes `id` if its user is `user` (lower-cased) and returns its connection.
+    pub fn take_if_user(&mut self, id: u64, user: &str) -> Option<u64> {
+        if self.sessions.get(&id)?.user != user {
+            return None;
+        }
+        self.sessions.remove(&id).map(|s| s.conn_id)
+    }
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+// ------------------------------------------------------------------ SMB3 encryption
+
+/// One session's SMB3 encryption (MS-SMB2 3.1.4.3, 3.3.4.1.4, 3.3.5.2.1.1):
+/// Session.EncryptionKey seals what the server sends, Session.DecryptionKey opens what it
+/// receives. Nonces are a per-session counter followed by random bits drawn when the
+/// session was set up, so none repeats under the key.
+pub struct Encryption {
+    seal: TransformCipher,
+    open: TransformCipher,
+    nonce_counter: AtomicU64,
+    nonce_salt: [u8; 8],
+}
+
+impl Encryption {
+    pub fn new(
+        cipher: CipherId,
+        encryption_key: &[u8],
+        decryption_key: &[u8],
+        nonce_salt: [u8; 8],
+    ) -> Result<Encryption, AuthError> {
+        Ok(Encryption {
+            seal: TransformCipher::new(cipher, encryption_key)?,
+            open: TransformCipher::new(cipher, decryption_key)?,
+            nonce_counter: AtomicU64::new(0),
+            nonce_salt,
+        })
+    }
+
+    pub fn cipher(&self) -> CipherId {
+        self.seal.id()
+    }
+
+    /// Seals `msg` (one message or a compound chain) into a transform frame for
+    /// `session_id`. None once the nonce space is spent (the connection must end).
+    pub fn seal(&self, session_id: u64, mut msg: Vec<u8>) -> Option<Vec<u8>> {
+        let n = self.nonce_counter.fetch_add(1, Ordering::Relaxed);
+        if n == u64::MAX {
+            return None;
+        }
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&n.to_le_bytes());
+        nonce[8..].copy_from_slice(&self.nonce_salt);
+        let header = self.seal.encrypt(&nonce, session_id, &mut msg).ok()?;
+        let mut frame = Vec::with_capacity(TRANSFORM_HEADER_LEN + msg.len());
+        frame.extend_from_slice(&header);
+        frame.extend_from_slice(&msg);
+        Some(frame)
+    }
+
+    /// Opens a transform frame; the plaintext message(s), or None if it does not verify.
+    pub fn open(&self, frame: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = frame.to_vec();
+        let len = self.open.decrypt(&mut buf).ok()?.len();
+        buf.drain(..TRANSFORM_HEADER_LEN);
+        debug_assert_eq!(buf.len(), len);
+        Some(buf)
+    }
+}
+
+/// An incoming transform frame (3.3.5.2.1.1): the session it names must exist on this
+/// connection with encryption set up, and the frame must verify; otherwise the connection
+/// ends (None). Returns the plaintext, the session's encryption and its id.
+pub fn open_transform(conn: &Conn, frame: &[u8]) -> Option<(Vec<u8>, Arc<Encryption>, u64)> {
+    if conn.neg.cipher.is_none() {
+        tracing::warn!(peer = %conn.peer, "encrypted message but no encryption was negotiated; closing connection");
+        return None;
+    }
+    let hdr = match TransformHeader::parse(frame) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(peer = %conn.peer, error = %e, "bad transform header; closing connection");
+            return None;
+        }
+    };
+    let Some(enc) = conn
+        .sessions
+        .get(&hdr.session_id)
+        .and_then(|s| s.encryption.clone())
+    else {
+        tracing::warn!(peer = %conn.peer, session = hdr.session_id, "encrypted message for no session with encryption; closing connection");
+        return None;
+    };
+    let Some(plain) = enc.open(frame) else {
+        tracing::warn!(peer = %conn.peer, session = hdr.session_id, "encrypted message failed to decrypt; closing connection");
+        return None;
+    };
+    if plain.get(..4) != Some(&crate::wire::header::PROTOCOL_ID[..]) {
+        tracing::warn!(peer = %conn.peer, "encrypted payload is not an SMB2 message; closing connection");
+        return None;
+    }
+    Some((plain, enc, hdr.session_id))
+}
+
+// ------------------------------------------------------------------ failed-logon throttle
 
 /// Counts failed logons per user and per client address in a sliding window.
 #[derive(Default)]
