@@ -10,8 +10,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use duet_hal::fs::{
-    dos, ea_size, nt_time, Disposition, Ea, FsError, Handle, Kind, Meta, OpenOptions,
-    ResolveMode, SetTimes, ShareRoot, EA_NAME_MAX,
+    dos, ea_size, nt_time, Disposition, Ea, FsError, Handle, Kind, Meta, OpenOptions, ResolveMode,
+    SetTimes, ShareRoot, EA_NAME_MAX,
 };
 use tempfile::TempDir;
 
@@ -1090,7 +1090,10 @@ fn extended_attributes_set_replace_remove() {
     h.set_eas(&[ea("SecondEA", b"ValueTwo"), ea("EAONE", b"VALUE1")])
         .expect("set");
     let got = h.eas().expect("eas");
-    assert_eq!(got, vec![ea("EAONE", b"VALUE1"), ea("SECONDEA", b"ValueTwo")]);
+    assert_eq!(
+        got,
+        vec![ea("EAONE", b"VALUE1"), ea("SECONDEA", b"ValueTwo")]
+    );
     assert_eq!(h.meta().expect("meta").ea_size, ea_size(&got));
     assert_eq!(ea_size(&got), 41);
     // Stored as one xattr each, flags byte first.
@@ -1114,14 +1117,19 @@ fn extended_attributes_set_replace_remove() {
     .expect("replace");
     let got = h.eas().expect("eas");
     assert_eq!(got.len(), 2);
-    assert_eq!((got[1].name.as_str(), &got[1].value[..], got[1].flags), ("SECONDEA", &b"v2"[..], 0x80));
+    assert_eq!(
+        (got[1].name.as_str(), &got[1].value[..], got[1].flags),
+        ("SECONDEA", &b"v2"[..], 0x80)
+    );
     // An empty value removes; removing a missing EA is fine.
-    h.set_eas(&[ea("eaone", b""), ea("NOPE", b"")]).expect("remove");
+    h.set_eas(&[ea("eaone", b""), ea("NOPE", b"")])
+        .expect("remove");
     let got = h.eas().expect("eas");
     assert_eq!(got.len(), 1);
     assert_eq!(h.meta().expect("meta").ea_size, 4 + 4 + 8 + 1 + 2);
     // Later changes in one call win over earlier ones.
-    h.set_eas(&[ea("X", b"1"), ea("x", b"")]).expect("set+remove");
+    h.set_eas(&[ea("X", b"1"), ea("x", b"")])
+        .expect("set+remove");
     assert_eq!(h.eas().expect("eas").len(), 1);
     // The listing reports the size without reading EAs; other handles see them.
     let (root, _) = open(&s, "", opts(Disposition::Open, Kind::Directory)).expect("root");
@@ -1132,7 +1140,10 @@ fn extended_attributes_set_replace_remove() {
     // Removing the last one removes the size too.
     h.set_eas(&[ea("SECONDEA", b"")]).expect("remove last");
     assert_eq!(h.meta().expect("meta").ea_size, 0);
-    assert!(!has_duet_xattr(&tmp.path().join("f")), "nothing left to store");
+    assert!(
+        !has_duet_xattr(&tmp.path().join("f")),
+        "nothing left to store"
+    );
     // Directories have EAs too.
     let (d, _) = open(&s, "d", opts(Disposition::Create, Kind::Directory)).expect("mkdir");
     d.set_eas(&[ea("DIR", b"yes")]).expect("dir eas");
@@ -1144,18 +1155,24 @@ fn extended_attribute_limits() {
     let (_tmp, s) = share(ResolveMode::Auto);
     let (h, _) = open(&s, "f", file(Disposition::Create)).expect("create");
     h.set_eas(&[ea("KEEP", b"k")]).expect("set");
-    assert!(matches!(h.set_eas(&[ea("", b"x")]), Err(FsError::InvalidParameter(_))));
+    assert!(matches!(
+        h.set_eas(&[ea("", b"x")]),
+        Err(FsError::InvalidParameter(_))
+    ));
     assert!(matches!(
         h.set_eas(&[ea(&"N".repeat(EA_NAME_MAX + 1), b"x")]),
         Err(FsError::InvalidParameter(_))
     ));
-    h.set_eas(&[ea(&"N".repeat(EA_NAME_MAX), b"x")]).expect("longest name");
+    h.set_eas(&[ea(&"N".repeat(EA_NAME_MAX), b"x")])
+        .expect("longest name");
     assert_eq!(
         h.set_eas(&[ea("BIG", &vec![0u8; 65536])]),
         Err(FsError::EaTooLarge)
     );
     // More than the list may hold: refused before anything is written.
-    let many: Vec<Ea> = (0..20).map(|i| ea(&format!("E{i}"), &[1u8; 4000])).collect();
+    let many: Vec<Ea> = (0..20)
+        .map(|i| ea(&format!("E{i}"), &[1u8; 4000]))
+        .collect();
     assert_eq!(h.set_eas(&many), Err(FsError::EaTooLarge));
     // More than ext4 keeps beside the inode (one block): refused, and
     // what was written of the call is undone.

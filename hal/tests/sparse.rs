@@ -28,7 +28,9 @@ fn create(s: &ShareRoot, path: &str, len: u64) -> Handle {
 }
 
 fn reopen(s: &ShareRoot, path: &str) -> Handle {
-    s.open_file(path, &OpenOptions::default()).expect("reopen").0
+    s.open_file(path, &OpenOptions::default())
+        .expect("reopen")
+        .0
 }
 
 fn sparse(h: &Handle) -> bool {
@@ -52,10 +54,16 @@ fn sparse_flag_persists_and_survives_attribute_changes() {
     h.set_sparse(true).expect("set");
     assert!(sparse(&h));
     assert!(sparse(&reopen(&s, "f")), "kept across opens");
-    assert_eq!(h.meta().unwrap().dos_attributes, dos::ARCHIVE | dos::SPARSE_FILE);
+    assert_eq!(
+        h.meta().unwrap().dos_attributes,
+        dos::ARCHIVE | dos::SPARSE_FILE
+    );
     // Setting other attributes neither sets nor clears it.
     h.set_dos_attributes(dos::HIDDEN).expect("attrs");
-    assert_eq!(h.meta().unwrap().dos_attributes, dos::HIDDEN | dos::SPARSE_FILE);
+    assert_eq!(
+        h.meta().unwrap().dos_attributes,
+        dos::HIDDEN | dos::SPARSE_FILE
+    );
     h.set_dos_attributes(0).expect("clear attrs");
     assert_eq!(h.meta().unwrap().dos_attributes, dos::SPARSE_FILE);
     h.set_sparse(false).expect("clear");
@@ -70,7 +78,8 @@ fn sparse_flag_persists_and_survives_attribute_changes() {
     };
     let (g, _) = s.open_file("g", &o).expect("create g");
     assert!(!sparse(&g));
-    g.set_dos_attributes(dos::SPARSE_FILE | dos::ARCHIVE).expect("attrs");
+    g.set_dos_attributes(dos::SPARSE_FILE | dos::ARCHIVE)
+        .expect("attrs");
     assert!(!sparse(&g));
 }
 
@@ -83,7 +92,10 @@ fn directories_cannot_be_sparse() {
         ..OpenOptions::default()
     };
     let (h, _) = s.open_file("d", &o).expect("mkdir");
-    assert!(matches!(h.set_sparse(true), Err(FsError::InvalidParameter(_))));
+    assert!(matches!(
+        h.set_sparse(true),
+        Err(FsError::InvalidParameter(_))
+    ));
 }
 
 #[test]
@@ -128,11 +140,21 @@ fn punched_ranges_are_holes_and_zeroed_ranges_are_not() {
     assert_eq!(all(&h), (vec![(0, K64), (2 * K64, K64)], false));
     assert_eq!(h.meta().unwrap().size, 4 * K64);
     // Clipping to the range asked and to EOF, off by one either side.
-    assert_eq!(h.allocated_ranges(0, K64 - 1, 8).unwrap().0, vec![(0, K64 - 1)]);
+    assert_eq!(
+        h.allocated_ranges(0, K64 - 1, 8).unwrap().0,
+        vec![(0, K64 - 1)]
+    );
     assert_eq!(h.allocated_ranges(0, K64 + 1, 8).unwrap().0, vec![(0, K64)]);
     assert_eq!(h.allocated_ranges(1, K64, 8).unwrap().0, vec![(1, K64 - 1)]);
-    assert_eq!(h.allocated_ranges(K64 - 1, K64, 8).unwrap().0, vec![(K64 - 1, 1)]);
-    assert!(h.allocated_ranges(K64 + 1, K64 - 1, 8).unwrap().0.is_empty());
+    assert_eq!(
+        h.allocated_ranges(K64 - 1, K64, 8).unwrap().0,
+        vec![(K64 - 1, 1)]
+    );
+    assert!(h
+        .allocated_ranges(K64 + 1, K64 - 1, 8)
+        .unwrap()
+        .0
+        .is_empty());
     assert_eq!(
         h.allocated_ranges(2 * K64 + 5, 10 * K64, 8).unwrap().0,
         vec![(2 * K64 + 5, K64 - 5)]
@@ -140,9 +162,15 @@ fn punched_ranges_are_holes_and_zeroed_ranges_are_not() {
     assert!(h.allocated_ranges(4 * K64, 100, 8).unwrap().0.is_empty());
     assert!(h.allocated_ranges(0, 0, 8).unwrap().0.is_empty());
     // A limit on the number of ranges.
-    assert_eq!(h.allocated_ranges(0, 4 * K64, 1).unwrap(), (vec![(0, K64)], true));
+    assert_eq!(
+        h.allocated_ranges(0, 4 * K64, 1).unwrap(),
+        (vec![(0, K64)], true)
+    );
     assert_eq!(h.allocated_ranges(0, 4 * K64, 0).unwrap(), (vec![], true));
-    assert_eq!(h.allocated_ranges(0, 2 * K64, 1).unwrap(), (vec![(0, K64)], false));
+    assert_eq!(
+        h.allocated_ranges(0, 2 * K64, 1).unwrap(),
+        (vec![(0, K64)], false)
+    );
     // Data written into a hole makes it allocated again; the data reads back.
     h.write_at(b"abc", K64 + 10).unwrap();
     let (r, _) = all(&h);
@@ -167,7 +195,10 @@ fn punching_to_the_end_of_file_frees_the_last_partial_block() {
     // Short of the end, the partial block stays (zeroed).
     let g = create(&s, "g", K64 + 1024);
     g.zero_range(0, K64 + 1000, true).expect("punch");
-    assert_eq!(g.allocated_ranges(0, 2 * K64, 8).unwrap().0, vec![(K64, 1024)]);
+    assert_eq!(
+        g.allocated_ranges(0, 2 * K64, 8).unwrap().0,
+        vec![(K64, 1024)]
+    );
     let mut buf = vec![1u8; 1024];
     g.read_at(&mut buf, K64).unwrap();
     assert!(buf[..1000].iter().all(|&b| b == 0) && buf[1000..].iter().all(|&b| b == 0xA5));

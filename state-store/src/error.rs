@@ -87,4 +87,96 @@ pub enum StoreError {
         last_seq: u64,
         got: u64,
     },
+
+    /// [`crate::Store::changes_since`] was asked for changes that
+    /// [`crate::Store::prune_changes_before`] has removed: start again from a snapshot.
+    #[error(
+        "{}: changes after {requested} have been pruned; the feed starts at change {first_available} (start from a snapshot)",
+        path.display()
+    )]
+    ChangesPruned {
+        path: PathBuf,
+        requested: u64,
+        first_available: u64,
+    },
+}
+
+impl StoreError {
+    /// A copy of this error, for the other waiters of a group commit that failed as a whole
+    /// (an I/O error keeps its kind and message).
+    pub(crate) fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Io { path, source } => StoreError::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::Locked { path } => StoreError::Locked { path: path.clone() },
+            StoreError::Corrupt { path, detail } => StoreError::Corrupt {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::UnsupportedSchema {
+                path,
+                found,
+                supported,
+            } => StoreError::UnsupportedSchema {
+                path: path.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            StoreError::UnknownRecordVersion {
+                path,
+                table,
+                key,
+                version,
+                supported,
+            } => StoreError::UnknownRecordVersion {
+                path: path.clone(),
+                table,
+                key: key.clone(),
+                version: *version,
+                supported: *supported,
+            },
+            StoreError::Storage { path, detail } => StoreError::Storage {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::Invalid {
+                what,
+                value,
+                reason,
+            } => StoreError::Invalid {
+                what,
+                value: value.clone(),
+                reason,
+            },
+            StoreError::InvalidPassword { reason } => StoreError::InvalidPassword { reason },
+            StoreError::AlreadyExists { what, name } => StoreError::AlreadyExists {
+                what,
+                name: name.clone(),
+            },
+            StoreError::NotFound { what, name } => StoreError::NotFound {
+                what,
+                name: name.clone(),
+            },
+            StoreError::ChangeOutOfOrder {
+                path,
+                last_seq,
+                got,
+            } => StoreError::ChangeOutOfOrder {
+                path: path.clone(),
+                last_seq: *last_seq,
+                got: *got,
+            },
+            StoreError::ChangesPruned {
+                path,
+                requested,
+                first_available,
+            } => StoreError::ChangesPruned {
+                path: path.clone(),
+                requested: *requested,
+                first_available: *first_available,
+            },
+        }
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::path::{Component, Path};
 
+use crate::model::{Caching, ClientConnection, DurableOpen, DurableVersion, SessionRecord};
 use crate::StoreError;
 
 pub(crate) const USER_NAME_MAX: usize = 64;
@@ -16,6 +17,12 @@ pub(crate) const COMMENT_MAX: usize = 256;
 pub(crate) const PASSWORD_MAX_UTF16: usize = 256;
 pub(crate) const SETTING_KEY_MAX: usize = 128;
 pub(crate) const SETTING_VALUE_MAX: usize = 4096;
+/// SMB2 CREATE names are at most 32767 UTF-16 code units.
+pub(crate) const OPEN_PATH_MAX_UTF16: usize = 32767;
+/// User, domain and SID strings of durable opens and sessions.
+pub(crate) const IDENTITY_MAX: usize = 256;
+/// Byte-range locks kept per durable open.
+pub(crate) const LOCKS_PER_OPEN_MAX: usize = 65536;
 
 /// What a user or share name may be.
 struct NameRules {
@@ -193,6 +200,107 @@ pub(crate) fn setting_value(value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn identity(what: &'static str, value: &str, may_be_empty: bool) -> Result<(), StoreError> {
+    if !may_be_empty && value.is_empty() {
+        return Err(invalid(what, value, "must not be empty"));
+    }
+    if value.chars().count() > IDENTITY_MAX {
+        return Err(invalid(what, value, "longer than 256 characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(what, value, "contains a control character"));
+    }
+    Ok(())
+}
+
+/// A SID string: `S-` then at least two `-`-separated decimal numbers (`S-1-5-21-...`).
+fn sid(value: &str) -> Result<(), StoreError> {
+    let parts = value.strip_prefix("S-").map(|rest| rest.split('-'));
+    let well_formed = parts.is_some_and(|parts| {
+        let mut n = 0;
+        for p in parts {
+            if p.is_empty() || p.len() > 20 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            n += 1;
+        }
+        (2..=17).contains(&n)
+    });
+    if !well_formed {
+        return Err(invalid("owner SID", value, "is not a SID string (S-1-...)"));
+    }
+    Ok(())
+}
+
+pub(crate) fn durable_open(open: &DurableOpen) -> Result<(), StoreError> {
+    identity("owner user name", &open.owner_user, false)?;
+    sid(&open.owner_sid)?;
+    share_name(&open.share)?;
+    if open.path.encode_utf16().count() > OPEN_PATH_MAX_UTF16 {
+        return Err(invalid(
+            "open path",
+            &open.path,
+            "longer than 32767 UTF-16 code units",
+        ));
+    }
+    if open.path.chars().any(char::is_control) {
+        return Err(invalid(
+            "open path",
+            &open.path,
+            "contains a control character",
+        ));
+    }
+    if open.persistent && open.version != DurableVersion::V2 {
+        return Err(invalid(
+            "durable open",
+            &format!("{:#x}", open.persistent_id),
+            "only a v2 durable open can be persistent",
+        ));
+    }
+    if let Caching::Lease(lease) = &open.caching {
+        let value = || format!("{:02x?}", lease.key);
+        if !matches!(lease.version, 1 | 2) {
+            return Err(invalid("lease", &value(), "version must be 1 or 2"));
+        }
+        if lease.state & !0x7 != 0 {
+            return Err(invalid(
+                "lease",
+                &value(),
+                "state has bits other than READ, HANDLE and WRITE caching",
+            ));
+        }
+        if lease.version == 1 && lease.parent_key.is_some() {
+            return Err(invalid("lease", &value(), "a v1 lease has no parent key"));
+        }
+    }
+    if open.locks.len() > LOCKS_PER_OPEN_MAX {
+        return Err(invalid(
+            "durable open",
+            &format!("{:#x}", open.persistent_id),
+            "holds more than 65536 byte-range locks",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn session(session: &SessionRecord) -> Result<(), StoreError> {
+    identity("session user name", &session.user, true)?;
+    identity("session domain", &session.domain, true)?;
+    if !matches!(session.dialect, 0x0202 | 0x0210 | 0x0300 | 0x0302 | 0x0311) {
+        return Err(invalid(
+            "session dialect",
+            &format!("{:#06x}", session.dialect),
+            "is not an SMB2/3 dialect",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn connection(_connection: &ClientConnection) -> Result<(), StoreError> {
+    // Every field is a plain number or address; nothing can be out of range.
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +362,14 @@ mod tests {
             Err(StoreError::InvalidPassword { .. })
         ));
         assert!(password(&"p".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn sids() {
+        assert!(sid("S-1-5-21-1004336348-1177238915-682003330-1001").is_ok());
+        assert!(sid("S-1-1-0").is_ok());
+        for bad in ["", "S-", "S-1", "S-1-", "s-1-5", "S-1-x", "S-1--5", "1-5-21"] {
+            assert!(sid(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -4,8 +4,7 @@
 use crate::consts::*;
 use crate::file_info::{reported_attributes, FileBasics};
 use crate::wire::{
-    block_align, put_u16, put_u32, put_u64, put_u8, put_utf16, put_zeros, utf16_len,
-    utf16_len_u32,
+    block_align, put_u16, put_u32, put_u64, put_u8, put_utf16, put_zeros, utf16_len, utf16_len_u32,
 };
 use crate::FsccError;
 

@@ -646,3 +646,177 @@ impl SecurityDescriptor {
         sd
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid(s: &str) -> Sid {
+        s.parse().unwrap()
+    }
+
+    fn sample() -> SecurityDescriptor {
+        SecurityDescriptor {
+            control: SE_DACL_PRESENT | SE_DACL_PROTECTED,
+            owner: Some(sid("S-1-5-21-1-2-3-1000")),
+            group: Some(sid("S-1-5-32-545")),
+            sacl: None,
+            dacl: Some(Acl::new(vec![
+                Ace::new(ACCESS_DENIED_ACE_TYPE, 0, FILE_WRITE_DATA_BIT, sid("S-1-1-0")),
+                Ace::new(
+                    ACCESS_ALLOWED_ACE_TYPE,
+                    OBJECT_INHERIT_ACE | INHERIT_ONLY_ACE,
+                    FILE_ALL_ACCESS,
+                    sid("S-1-3-0"),
+                ),
+            ])),
+        }
+    }
+    const FILE_WRITE_DATA_BIT: u32 = 0x2;
+
+    #[test]
+    fn round_trip_and_layout() {
+        let sd = sample();
+        let b = sd.to_bytes().unwrap();
+        assert_eq!(b[0], 1);
+        assert_eq!(
+            u16::from_le_bytes([b[2], b[3]]),
+            SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED
+        );
+        // owner at 20, group after it, no SACL, DACL last.
+        assert_eq!(rd_u32(&b, 4).unwrap(), 20);
+        assert_eq!(rd_u32(&b, 8).unwrap(), 20 + 28);
+        assert_eq!(rd_u32(&b, 12).unwrap(), 0);
+        assert_eq!(rd_u32(&b, 16).unwrap(), 20 + 28 + 16);
+        let back = SecurityDescriptor::from_bytes(&b).unwrap();
+        let mut want = sd.clone();
+        want.control |= SE_SELF_RELATIVE;
+        assert_eq!(back, want);
+        assert_eq!(back.to_bytes().unwrap(), b);
+        // AclSize and AceCount.
+        let d = 20 + 28 + 16;
+        assert_eq!(rd_u16(&b, d + 2).unwrap() as usize, b.len() - d);
+        assert_eq!(rd_u16(&b, d + 4).unwrap(), 2);
+    }
+
+    #[test]
+    fn null_and_empty_dacls_differ() {
+        let mut sd = SecurityDescriptor {
+            control: SE_DACL_PRESENT,
+            ..Default::default()
+        };
+        let b = sd.to_bytes().unwrap();
+        assert_eq!(rd_u32(&b, 16).unwrap(), 0, "a NULL DACL has no offset");
+        let p = SecurityDescriptor::from_bytes(&b).unwrap();
+        assert!(p.has_null_dacl());
+        assert!(p.dacl().is_none());
+        sd.dacl = Some(Acl::new(vec![]));
+        let b = sd.to_bytes().unwrap();
+        assert_eq!(b.len(), 28);
+        let p = SecurityDescriptor::from_bytes(&b).unwrap();
+        assert!(!p.has_null_dacl());
+        assert_eq!(p.dacl().map(|a| a.aces.len()), Some(0));
+        // Without the PRESENT bit an ACL at an offset is not read.
+        let mut b2 = b.clone();
+        b2[2] = 0;
+        let p = SecurityDescriptor::from_bytes(&b2).unwrap();
+        assert!(p.dacl.is_none() && !p.has_null_dacl());
+        // ...and not written.
+        let mut sd = sample();
+        sd.control = 0;
+        assert_eq!(sd.to_bytes().unwrap().len(), 20 + 28 + 16);
+    }
+
+    #[test]
+    fn select_keeps_only_the_parts_asked_for() {
+        let sd = sample();
+        let s = sd.select(OWNER_SECURITY_INFORMATION);
+        assert_eq!(s.control, SE_SELF_RELATIVE);
+        assert!(s.owner.is_some() && s.group.is_none() && s.dacl.is_none());
+        let s = sd.select(DACL_SECURITY_INFORMATION);
+        assert_eq!(s.control, SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED);
+        assert!(s.owner.is_none() && s.group.is_none() && s.dacl.is_some());
+        let s = sd.select(GROUP_SECURITY_INFORMATION | SACL_SECURITY_INFORMATION);
+        assert!(s.group.is_some() && s.owner.is_none() && s.dacl.is_none());
+        assert_eq!(sd.select(0).to_bytes().unwrap().len(), 20);
+    }
+
+    #[test]
+    fn object_and_callback_aces_read_back_unchanged() {
+        let everyone = Sid::everyone().to_bytes();
+        // ACCESS_ALLOWED_OBJECT_ACE with an ObjectType GUID.
+        let mut obj = vec![0x05, 0x00, 0, 0];
+        obj.extend_from_slice(&0x10u32.to_le_bytes());
+        obj.extend_from_slice(&1u32.to_le_bytes());
+        obj.extend_from_slice(&[0xAB; 16]);
+        obj.extend_from_slice(&everyone);
+        let n = obj.len() as u16;
+        obj[2..4].copy_from_slice(&n.to_le_bytes());
+        // ACCESS_ALLOWED_CALLBACK_ACE with 4 bytes of application data.
+        let mut cb = vec![0x09, 0x00, 0, 0];
+        cb.extend_from_slice(&0x1u32.to_le_bytes());
+        cb.extend_from_slice(&everyone);
+        cb.extend_from_slice(b"artx");
+        let n = cb.len() as u16;
+        cb[2..4].copy_from_slice(&n.to_le_bytes());
+        let mut acl = vec![4, 0, 0, 0, 2, 0, 0, 0];
+        acl.extend_from_slice(&obj);
+        acl.extend_from_slice(&cb);
+        let n = acl.len() as u16;
+        acl[2..4].copy_from_slice(&n.to_le_bytes());
+        let a = Acl::from_bytes(&acl).unwrap();
+        assert_eq!(a.aces[0].object.len(), 20);
+        assert_eq!(a.aces[0].sid, Sid::everyone());
+        assert!(a.aces[0].is_object_ace());
+        assert_eq!(a.aces[1].tail, b"artx");
+        assert_eq!(a.aces[1].sid, Sid::everyone());
+        let mut out = Vec::new();
+        a.write_to(&mut out);
+        assert_eq!(out, acl);
+    }
+
+    #[test]
+    fn malformed_input_is_refused() {
+        let good = sample().to_bytes().unwrap();
+        let d = 20 + 28 + 16;
+        let bad = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = good.clone();
+            f(&mut b);
+            SecurityDescriptor::from_bytes(&b)
+        };
+        assert!(SecurityDescriptor::from_bytes(&good[..19]).is_err());
+        assert!(bad(&|b| b[0] = 2).is_err(), "revision");
+        assert!(bad(&|b| b[4] = 8).is_err(), "owner offset into the header");
+        assert!(bad(&|b| b[4] = 200).is_err(), "owner offset past the end");
+        assert!(bad(&|b| b[d] = 1).is_err(), "ACL revision");
+        assert!(bad(&|b| b[d + 2] = 7).is_err(), "AclSize below the header");
+        assert!(bad(&|b| b[d + 2] = 0xff).is_err(), "AclSize past the end");
+        assert!(bad(&|b| b[d + 4] = 3).is_err(), "more ACEs than fit");
+        assert!(bad(&|b| b[d + 8] = 4).is_err(), "compound ACE");
+        assert!(bad(&|b| b[d + 8] = 0x15).is_err(), "unknown ACE type");
+        assert!(bad(&|b| b[d + 10] = 4).is_err(), "AceSize below its SID");
+        assert!(bad(&|b| b[d + 16] = 5).is_err(), "bad SID revision");
+        assert!(bad(&|b| b[d + 17] = 200).is_err(), "SID past its ACE");
+        // Truncation anywhere is an error, never a panic.
+        for n in 0..good.len() {
+            let _ = SecurityDescriptor::from_bytes(&good[..n]);
+        }
+        // Slack after the ACEs inside AclSize is allowed (and dropped).
+        let mut b = good.clone();
+        b.extend_from_slice(&[0; 8]);
+        let size = rd_u16(&b, d + 2).unwrap() + 8;
+        b[d + 2..d + 4].copy_from_slice(&size.to_le_bytes());
+        assert_eq!(SecurityDescriptor::from_bytes(&b).unwrap().to_bytes().unwrap(), good);
+    }
+
+    #[test]
+    fn an_acl_too_long_to_encode_is_an_error() {
+        let ace = Ace::new(ACCESS_ALLOWED_ACE_TYPE, 0, 1, sid("S-1-5-21-1-2-3-4"));
+        let sd = SecurityDescriptor {
+            control: SE_DACL_PRESENT,
+            dacl: Some(Acl::new(vec![ace; 65536 / 28 + 1])),
+            ..Default::default()
+        };
+        assert_eq!(sd.to_bytes(), Err(FsccError::InvalidParameter));
+    }
+}

@@ -36,15 +36,13 @@ pub fn is_8_3(name: &str) -> bool {
 /// The upper-case 8.3 form of the characters of `s`: spaces and dots are
 /// dropped, anything else that is not a valid 8.3 character becomes `_`.
 fn squeeze(s: &str) -> impl Iterator<Item = char> + '_ {
-    s.chars()
-        .filter(|&c| c != ' ' && c != '.')
-        .map(|c| {
-            if valid_83_char(c) {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
+    s.chars().filter(|&c| c != ' ' && c != '.').map(|c| {
+        if valid_83_char(c) {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        }
+    })
 }
 
 /// FNV-1a (64 bit) of the upper-cased name: case-insensitive, like the

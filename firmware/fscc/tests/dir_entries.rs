@@ -141,11 +141,17 @@ fn every_class_chains_aligned_entries() {
                 // what FileAlternateNameInformation reports, none for
                 // names that are 8.3 names already (and "." and "..").
                 let short = duet_fscc::short_name(name);
-                assert_eq!(buf[s + 68] as usize, short.as_ref().map_or(0, |x| 2 * x.len()));
+                assert_eq!(
+                    buf[s + 68] as usize,
+                    short.as_ref().map_or(0, |x| 2 * x.len())
+                );
                 assert_eq!(buf[s + 69], 0, "Reserved1");
                 let want = utf16(short.as_deref().unwrap_or(""));
                 assert_eq!(&buf[s + 70..s + 70 + want.len()], &want[..], "ShortName");
-                assert!(buf[s + 70 + want.len()..s + 94].iter().all(|&b| b == 0), "zero padded");
+                assert!(
+                    buf[s + 70 + want.len()..s + 94].iter().all(|&b| b == 0),
+                    "zero padded"
+                );
                 if name.starts_with("longer") {
                     assert!(short.is_some_and(|x| x.starts_with("LON~") && x.ends_with(".DAT")));
                 }

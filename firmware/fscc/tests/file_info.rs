@@ -254,18 +254,34 @@ fn all_information_is_100_bytes_plus_name() {
 fn alternate_name_is_the_short_name_of_the_last_component() {
     // An 8.3 name is its own short name, case kept.
     assert_eq!(
-        enc(FILE_ALTERNATE_NAME_INFORMATION, &file(), &open("dir\\bufsize.txt")),
+        enc(
+            FILE_ALTERNATE_NAME_INFORMATION,
+            &file(),
+            &open("dir\\bufsize.txt")
+        ),
         [&22u32.to_le_bytes()[..], &utf16("bufsize.txt")].concat()
     );
     // A long name gets the generated one, the same every time.
-    let long = enc(FILE_ALTERNATE_NAME_INFORMATION, &file(), &open("\\d\\torture_search.txt"));
+    let long = enc(
+        FILE_ALTERNATE_NAME_INFORMATION,
+        &file(),
+        &open("\\d\\torture_search.txt"),
+    );
     let short = duet_fscc::short_name("torture_search.txt").unwrap();
-    assert_eq!(long, [&(2 * short.len() as u32).to_le_bytes()[..], &utf16(&short)].concat());
+    assert_eq!(
+        long,
+        [&(2 * short.len() as u32).to_le_bytes()[..], &utf16(&short)].concat()
+    );
     assert!(short.starts_with("TOR~") && short.ends_with(".TXT") && short.len() == 12);
     // The share root has none.
     let mut out = vec![0xAA];
     assert_eq!(
-        encode_file_info(FILE_ALTERNATE_NAME_INFORMATION, &file(), &open(""), &mut out),
+        encode_file_info(
+            FILE_ALTERNATE_NAME_INFORMATION,
+            &file(),
+            &open(""),
+            &mut out
+        ),
         Err(FsccError::ObjectNameNotFound)
     );
     assert_eq!(out, [0xAA], "nothing appended on error");

@@ -476,7 +476,10 @@ fn get_ea_lists_decode_in_order() {
     let mut no_nul = get_ea_entry(0, b"AB");
     no_nul[7] = b'C';
     assert_eq!(decode_get_ea_list(&no_nul), inconsistent);
-    assert_eq!(decode_get_ea_list(&get_ea_entry(0, b"ABC")[..7]), inconsistent);
+    assert_eq!(
+        decode_get_ea_list(&get_ea_entry(0, b"ABC")[..7]),
+        inconsistent
+    );
     assert_eq!(decode_get_ea_list(&[1, 2, 3]), inconsistent);
     let mut odd = two.clone();
     odd[0] = 10;

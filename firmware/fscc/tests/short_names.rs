@@ -5,7 +5,16 @@ use proptest::prelude::*;
 
 #[test]
 fn names_that_are_already_8_3() {
-    for n in ["A", "README", "readme.txt", "BUFSIZE.TXT", "a.b", "12345678.123", "x~1.$$$", "{a}.(b)"] {
+    for n in [
+        "A",
+        "README",
+        "readme.txt",
+        "BUFSIZE.TXT",
+        "a.b",
+        "12345678.123",
+        "x~1.$$$",
+        "{a}.(b)",
+    ] {
         assert!(is_8_3(n), "{n}");
         assert_eq!(short_name(n), None, "{n}: no separate short name");
     }
@@ -36,7 +45,9 @@ fn generated_names_have_the_documented_shape() {
     let s = short_name("torture_search.txt").unwrap();
     assert_eq!(s.len(), 12);
     assert!(s.starts_with("TOR~") && s.ends_with(".TXT"), "{s}");
-    assert!(s[4..8].bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+    assert!(s[4..8]
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
     // Stable, and case-insensitive like the names clients see.
     assert_eq!(short_name("torture_search.txt"), Some(s.clone()));
     assert_eq!(short_name("TORTURE_SEARCH.TXT"), Some(s.clone()));

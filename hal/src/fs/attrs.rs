@@ -407,7 +407,11 @@ mod tests {
         assert_eq!(Stored::decode(&[1]), None);
         assert_eq!(Stored::decode(&[2, 0]), None, "unknown version");
         assert_eq!(Stored::decode(&[1, 0x10]), None, "unknown flag");
-        assert_eq!(Stored::decode(&[1, 0x04, 1, 2, 3, 4, 5, 6, 7, 8]), None, "change without mtime");
+        assert_eq!(
+            Stored::decode(&[1, 0x04, 1, 2, 3, 4, 5, 6, 7, 8]),
+            None,
+            "change without mtime"
+        );
         assert_eq!(Stored::decode(&[1, 0x08, 1, 2]), None, "short EA size");
         assert_eq!(Stored::decode(&[1, 0x01, 1, 2]), None, "short");
         assert_eq!(Stored::decode(&[1, 0x00, 9]), None, "trailing byte");

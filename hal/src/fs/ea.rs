@@ -66,9 +66,7 @@ pub fn ea_size(eas: &[Ea]) -> u32 {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= EA_NAME_MAX
-        && name.bytes().all(|b| (0x20..0x7F).contains(&b))
+    !name.is_empty() && name.len() <= EA_NAME_MAX && name.bytes().all(|b| (0x20..0x7F).contains(&b))
 }
 
 /// The xattr holding EA `name` (upper-cased). `InvalidParameter` for a name
@@ -305,7 +303,10 @@ mod tests {
             b"user.duet.ea.NEWEA"
         );
         assert_eq!(
-            xattr_name(&"x".repeat(EA_NAME_MAX)).unwrap().as_bytes().len(),
+            xattr_name(&"x".repeat(EA_NAME_MAX))
+                .unwrap()
+                .as_bytes()
+                .len(),
             255
         );
         for bad in ["", "a\u{1}b", "caf\u{e9}", "del\u{7f}"] {

@@ -35,15 +35,23 @@
 //! per file by a small striped lock table in the share.
 //!
 //! # Windows metadata
-//! DOS attributes and creation time are kept in one small xattr
-//! (`user.duet`, at most 14 bytes, written only when they differ from the
-//! defaults, so an ext4 file keeps it in the inode). Defaults: a file
+//! DOS attributes, creation time, a change time a client set (reported
+//! until the file's mtime moves: Linux cannot set ctime) and the EA size
+//! are kept in one small xattr (`user.duet`, at most 34 bytes, written only
+//! when they differ from the defaults, so an ext4 file keeps it in the
+//! inode; see `attrs.rs`). Extended attributes are one xattr each,
+//! `user.duet.ea.NAME` ([`Handle::eas`], [`Handle::set_eas`]). Defaults: a file
 //! reports ARCHIVE, a directory DIRECTORY; a file with no attribute set
 //! reports NORMAL (the mapping is done here). Creation time is the stored
 //! one, else the filesystem's birth time (statx), else the earliest of
 //! mtime and ctime. On a filesystem without user xattrs (ENOTSUP) the share
 //! keeps working: READONLY follows the mode's write bits, files report
 //! ARCHIVE, other attributes and explicit creation times are not kept.
+//!
+//! SPARSE_FILE is one of the stored attributes, changed only by
+//! [`Handle::set_sparse`]; what it governs is the SMB layer's choice
+//! between [`Handle::zero_range`] deallocating or not, and whether it asks
+//! [`Handle::allocated_ranges`] (SEEK_DATA / SEEK_HOLE) for the holes.
 //!
 //! The DOS READONLY attribute is enforced here, since the server runs as
 //! root and mode bits would not stop it: opening an existing read-only file
@@ -62,6 +70,7 @@ mod ea;
 mod error;
 pub mod nt_time;
 mod resolve;
+mod sd;
 mod sys;
 
 use std::ffi::CString;
@@ -77,6 +86,7 @@ pub use attrs::dos;
 pub use ea::{ea_size, Ea, EA_LIST_MAX, EA_NAME_MAX};
 pub use error::FsError;
 pub use resolve::ResolveMode;
+pub use sd::SD_MAX;
 
 use attrs::{Stored, XattrState};
 use resolve::{cstring, Resolver};
@@ -1038,7 +1048,8 @@ impl Handle {
             s.attrs = Some(new | sparse);
         })?;
         if !stored {
-            self.share.readonly_by_mode(fd, &b, new & dos::READONLY != 0)?;
+            self.share
+                .readonly_by_mode(fd, &b, new & dos::READONLY != 0)?;
         }
         Ok(())
     }
@@ -1087,7 +1098,11 @@ impl Handle {
         // Up to the end of file: the rest of the last block is beyond EOF,
         // so the whole block can go.
         let bs = u64::from(st.blksize.max(512));
-        let punch_n = if end == st.size { end.div_ceil(bs).saturating_mul(bs) - offset } else { n };
+        let punch_n = if end == st.size {
+            end.div_ceil(bs).saturating_mul(bs) - offset
+        } else {
+            n
+        };
         let keep = sys::FALLOC_FL_KEEP_SIZE;
         let punch = [
             (sys::FALLOC_FL_PUNCH_HOLE | keep, punch_n),

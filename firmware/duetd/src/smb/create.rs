@@ -9,7 +9,7 @@ use std::sync::Arc;
 use duet_fscc::consts::*;
 use duet_hal::fs::{Disposition, FsError, Handle, Kind, OpenOptions, ShareRoot};
 
-use super::files::{FileKey, Open, OpenKind, OpenRef, ShareEntry, FILE_ATTRIBUTE_VALID_SET, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE};
+use super::files::{share_id, FileKey, Open, OpenKind, OpenRef, ShareEntry, FILE_ATTRIBUTE_VALID_SET, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE};
 use super::{names, notify, Conn, Fail, FileId, HResult, Reply, Req, TreeKind};
 use crate::wire::{le_u16, le_u32, status, utf16le, PutLe, HEADER_LEN};
 
@@ -292,26 +292,33 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     let mut want_qfid = false;
     let mut alloc_size: Option<u64> = None;
     let mut create_eas: Vec<duet_fscc::FullEa> = Vec::new();
+    let mut sec_desc = None;
     for (name, data) in &c.contexts {
         match *name {
             b"MxAc" => want_mxac = true,
+            b"SecD" => sec_desc = Some(super::acl::parse_sd_context(data)?),
             b"QFid" => want_qfid = true,
             b"AlSi" => {
                 alloc_size = Some(crate::wire::le_u64(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?);
             }
-            b"ExtA" => {
-                // EAs for a created or overwritten file (MS-SMB2 2.2.13.2.1).
-                if c.disposition != FILE_OPEN {
-                    create_eas = super::info::parse_create_eas(data).map_err(Fail::Status)?;
-                    if !create_eas.is_empty() && !root.xattrs_supported() {
-                        return Err(Fail::Status(status::EAS_NOT_SUPPORTED));
-                    }
+            // EAs for a created or overwritten file (MS-SMB2 2.2.13.2.1).
+            b"ExtA" if c.disposition != FILE_OPEN => {
+                create_eas = super::info::parse_create_eas(data).map_err(Fail::Status)?;
+                if !create_eas.is_empty() && !root.xattrs_supported() {
+                    return Err(Fail::Status(status::EAS_NOT_SUPPORTED));
                 }
             }
             b"TWrp" => return Err(Fail::Status(status::OBJECT_NAME_NOT_FOUND)),
             _ => {}
         }
     }
+
+    let acl = super::acl::OpenCheck::new(
+        super::acl::Token::of_session(conn, req.session_id),
+        &root,
+        super::acl::OpenRequest { desired: c.desired, disposition: c.disposition, options: c.options, tree_maximal: maximal, sec_desc },
+    );
+    acl.before_open()?;
 
     // Open without truncating first: share modes and attributes are checked before an
     // overwrite touches the data.
@@ -338,10 +345,27 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         attributes_on_create: attributes_on_create(c.attributes),
         mode,
     };
-    let (handle, created, path) = open_resolved(conn, &root, path, &opts)?;
+    // Files are not encrypted here (FILE_SUPPORTS_ENCRYPTION is not advertised): a create
+    // or overwrite that asks for it is refused, as a standalone Windows server refuses it
+    // without an EFS certificate, rather than silently made unencrypted. An existing file
+    // opened without overwriting ignores the attributes.
+    let (handle, created, path) = if c.attributes & FILE_ATTRIBUTE_ENCRYPTED != 0 && !want_dir {
+        if overwrites || c.disposition == FILE_CREATE {
+            return Err(Fail::Status(status::ACCESS_DENIED));
+        }
+        let existing = OpenOptions { disposition: Disposition::Open, ..opts };
+        open_resolved(conn, &root, path, &existing).map_err(|e| match e {
+            Fail::Status(status::OBJECT_NAME_NOT_FOUND) => Fail::Status(status::ACCESS_DENIED),
+            e => e,
+        })?
+    } else {
+        open_resolved(conn, &root, path, &opts)?
+    };
     let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
     let key = FileKey { dev: meta.dev, ino: meta.ino };
     let is_dir = meta.is_dir;
+    // The descriptor's access check (a new object: its initial descriptor stored).
+    let (granted, maximal) = acl.after_open(&handle, &path, created)?;
     let who = OpenRef { conn: conn.id, volatile: conn.server.new_id() };
     {
         let mut files = conn.server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
@@ -376,7 +400,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
                 }
             }
         }
-        files.add_open(key, &path, ShareEntry { who, access: granted, share: c.share_access });
+        files.add_open(key, share_id(&root), &path, ShareEntry { who, access: granted, share: c.share_access });
     }
     let mut action = if created { FILE_CREATED } else { FILE_OPENED };
     if !created && overwrites {
@@ -703,6 +727,116 @@ mod tests {
         bad[0] = 3;
         assert!(parse_contexts(&bad).is_err());
         assert!(parse_contexts(&[1, 2, 3]).is_err());
+    }
+
+    use super::super::testkit::{CreateArgs, Kit};
+
+    fn args(name: &str, disposition: u32, attributes: u32, options: u32) -> CreateArgs {
+        CreateArgs { disposition, attributes, options, ..CreateArgs::new(name) }
+    }
+
+    #[test]
+    fn create_tree_connection_option_is_not_supported() {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        assert_eq!(c.create(&args("f", FILE_OPEN_IF, 0, FILE_CREATE_TREE_CONNECTION)).unwrap_err(), status::NOT_SUPPORTED);
+        assert_eq!(c.create(&args("f", FILE_OPEN_IF, 0, FILE_OPEN_BY_FILE_ID)).unwrap_err(), status::NOT_SUPPORTED);
+        assert_eq!(c.create(&args("f", FILE_OPEN_IF, 0, 0x0100_0000)).unwrap_err(), status::INVALID_PARAMETER);
+        // Options the server may ignore are accepted (gentest's ok mask 0x00efcf7e).
+        for bit in [0x2u32, 0x4, 0x8, 0x10, 0x20, 0x40, 0x100, 0x200, 0x400, 0x800, 0x4000, 0x0080_0000] {
+            assert!(c.touch(&args("f", FILE_OPEN_IF, 0, bit)).is_ok(), "option {bit:#x}");
+        }
+    }
+
+    #[test]
+    fn attributes_a_new_file_keeps() {
+        assert_eq!(attributes_on_create(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_NORMAL), 0);
+        assert_eq!(attributes_on_create(0x0000_7FB7), 0x0000_3127);
+        let kit = Kit::new();
+        let mut c = kit.client();
+        let cases = [
+            (FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_ARCHIVE),
+            (FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_ARCHIVE),
+            (FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_ARCHIVE),
+            (FILE_ATTRIBUTE_TEMPORARY, FILE_ATTRIBUTE_TEMPORARY | FILE_ATTRIBUTE_ARCHIVE),
+            (FILE_ATTRIBUTE_OFFLINE | FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_OFFLINE | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE),
+            (FILE_ATTRIBUTE_SPARSE_FILE | FILE_ATTRIBUTE_COMPRESSED | FILE_ATTRIBUTE_REPARSE_POINT, FILE_ATTRIBUTE_ARCHIVE),
+        ];
+        for (i, (asked, got)) in cases.into_iter().enumerate() {
+            let name = format!("f{i}");
+            let created = c.touch(&args(&name, FILE_OPEN_IF, asked, 0)).unwrap();
+            assert_eq!(created.action, FILE_CREATED);
+            assert_eq!(created.attributes, got, "asked {asked:#x}");
+            assert!(kit.path(&name).is_file());
+        }
+        // Overwriting keeps the same bits (DIRECTORY is dropped, not an error).
+        let o = c.touch(&args("f0", FILE_OVERWRITE_IF, FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_DIRECTORY, 0)).unwrap();
+        assert_eq!(o.action, FILE_OVERWRITTEN);
+        assert_eq!(o.attributes, FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_ARCHIVE);
+    }
+
+    #[test]
+    fn overwriting_a_hidden_or_system_file_must_ask_for_it() {
+        assert!(overwrite_keeps_hidden_system(FILE_ATTRIBUTE_ARCHIVE, 0));
+        assert!(!overwrite_keeps_hidden_system(FILE_ATTRIBUTE_HIDDEN, 0));
+        assert!(!overwrite_keeps_hidden_system(FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_HIDDEN));
+        assert!(overwrite_keeps_hidden_system(FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_HIDDEN));
+        let kit = Kit::new();
+        let mut c = kit.client();
+        c.touch(&args("h", FILE_CREATE, FILE_ATTRIBUTE_HIDDEN, 0)).unwrap();
+        std::fs::write(kit.path("h"), b"data").unwrap();
+        for disp in [FILE_OVERWRITE, FILE_OVERWRITE_IF, FILE_SUPERSEDE] {
+            assert_eq!(c.create(&args("h", disp, FILE_ATTRIBUTE_NORMAL, 0)).unwrap_err(), status::ACCESS_DENIED);
+        }
+        // Refused before the data was touched; plain opens are fine.
+        assert_eq!(std::fs::read(kit.path("h")).unwrap(), b"data");
+        assert_eq!(c.touch(&args("h", FILE_OPEN_IF, 0, 0)).unwrap().action, FILE_OPENED);
+        let o = c.touch(&args("h", FILE_OVERWRITE_IF, FILE_ATTRIBUTE_HIDDEN, 0)).unwrap();
+        assert_eq!(o.action, FILE_OVERWRITTEN);
+        assert_eq!(std::fs::read(kit.path("h")).unwrap(), b"");
+    }
+
+    #[test]
+    fn encryption_is_refused_not_ignored() {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        let enc = FILE_ATTRIBUTE_ENCRYPTED;
+        for disp in [FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE_IF, FILE_SUPERSEDE] {
+            assert_eq!(c.create(&args("e", disp, enc, 0)).unwrap_err(), status::ACCESS_DENIED, "disposition {disp}");
+        }
+        assert!(!kit.path("e").exists());
+        c.touch(&args("e", FILE_CREATE, 0, 0)).unwrap();
+        assert_eq!(c.create(&args("e", FILE_OVERWRITE, enc, 0)).unwrap_err(), status::ACCESS_DENIED);
+        // Opening an existing file ignores the attributes.
+        assert_eq!(c.touch(&args("e", FILE_OPEN_IF, enc, 0)).unwrap().action, FILE_OPENED);
+        assert_eq!(c.touch(&args("e", FILE_OPEN, enc, 0)).unwrap().attributes, FILE_ATTRIBUTE_ARCHIVE);
+    }
+
+    #[test]
+    fn names_match_without_regard_to_case() {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        c.touch(&args("Docs", FILE_CREATE, 0, FILE_DIRECTORY_FILE)).unwrap();
+        c.touch(&args("Docs\\Report.TXT", FILE_CREATE, 0, 0)).unwrap();
+        // Opens find the name on disk whatever the case.
+        assert_eq!(c.touch(&args("docs\\report.txt", FILE_OPEN, 0, 0)).unwrap().action, FILE_OPENED);
+        assert_eq!(c.touch(&args("DOCS", FILE_OPEN, 0, FILE_DIRECTORY_FILE)).unwrap().action, FILE_OPENED);
+        // A create of another spelling of an existing name is a collision, and an
+        // open-if opens the existing file rather than making a second one.
+        assert_eq!(c.create(&args("DOCS\\REPORT.txt", FILE_CREATE, 0, 0)).unwrap_err(), status::OBJECT_NAME_COLLISION);
+        assert_eq!(c.touch(&args("docs\\REPORT.txt", FILE_OPEN_IF, 0, 0)).unwrap().action, FILE_OPENED);
+        assert_eq!(c.touch(&args("docs\\report.TXT", FILE_OVERWRITE_IF, 0, 0)).unwrap().action, FILE_OVERWRITTEN);
+        // New names keep the client's spelling, under the existing directory.
+        assert_eq!(c.touch(&args("DOCS\\New.txt", FILE_CREATE, 0, 0)).unwrap().action, FILE_CREATED);
+        assert!(kit.path("Docs/New.txt").is_file());
+        assert_eq!(c.touch(&args("docs\\NEW.TXT", FILE_OPEN_IF, 0, 0)).unwrap().action, FILE_OPENED);
+        let names: Vec<_> = std::fs::read_dir(kit.path("Docs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        // A name created behind the server's back is found too.
+        std::fs::write(kit.path("Docs/Outside.bin"), b"").unwrap();
+        assert_eq!(c.touch(&args("docs\\outside.BIN", FILE_OPEN, 0, 0)).unwrap().action, FILE_OPENED);
+        assert_eq!(c.create(&args("docs\\missing", FILE_OPEN, 0, 0)).unwrap_err(), status::OBJECT_NAME_NOT_FOUND);
+        assert_eq!(c.create(&args("nodir\\x", FILE_OPEN_IF, 0, 0)).unwrap_err(), status::OBJECT_PATH_NOT_FOUND);
     }
 
     #[test]

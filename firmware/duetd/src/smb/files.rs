@@ -113,6 +113,8 @@ impl ByteLock {
 
 /// Lock-sequence entries an open has (MS-SMB2 3.3.1.10: LockSequenceArray, indexes 1..=64).
 pub const LOCK_SEQUENCE_ENTRIES: usize = 64;
+/// The valid bit of an entry in [`OpenLockState::sequence_bytes`] (numbers are 4 bits).
+pub const SEQUENCE_VALID: u8 = 0x10;
 
 /// The per-open state of byte-range locking that MS-SMB2 keeps on the Open (3.3.1.10):
 /// resiliency and the lock sequence array used to detect replayed LOCK requests.
@@ -167,6 +169,18 @@ impl OpenLockState {
         }
     }
 
+    /// The lock sequence array as bytes for persisting a durable open (the state store's
+    /// `DurableOpen::lock_sequences`): a valid entry is `SEQUENCE_VALID | number`, an invalid
+    /// one 0.
+    pub fn sequence_bytes(&self) -> [u8; LOCK_SEQUENCE_ENTRIES] {
+        self.sequences.map(|e| e.map_or(0, |n| SEQUENCE_VALID | n))
+    }
+
+    /// Restores the lock sequence array from [`OpenLockState::sequence_bytes`].
+    pub fn set_sequence_bytes(&mut self, bytes: &[u8; LOCK_SEQUENCE_ENTRIES]) {
+        self.sequences = bytes.map(|b| (b & SEQUENCE_VALID != 0).then_some(b & 0x0F));
+    }
+
     /// Records a request that succeeded, so that its replay is recognised.
     pub fn record(&mut self, index: u32, number: u8) {
         if let Some(i) = Self::slot(index) {
@@ -184,6 +198,14 @@ pub struct FileEntry {
     pub lock_state: HashMap<OpenRef, OpenLockState>,
     /// Current path from the share root (renames update it).
     pub path: String,
+    /// The share `path` is relative to (see [`share_id`]).
+    pub share: usize,
+}
+
+/// Identifies a share in the file table: its root, which every tree connect to the share
+/// shares (`Server::roots`).
+pub fn share_id(root: &Arc<ShareRoot>) -> usize {
+    Arc::as_ptr(root) as usize
 }
 
 /// Access bits that take part in share-mode checks.
@@ -236,12 +258,36 @@ impl FileTable {
         self.files.get(key).map(|e| e.opens.len()).unwrap_or(0)
     }
 
-    pub fn add_open(&mut self, key: FileKey, path: &str, entry: ShareEntry) {
+    pub fn add_open(&mut self, key: FileKey, share: usize, path: &str, entry: ShareEntry) {
         let e = self.files.entry(key).or_default();
         if e.opens.is_empty() {
             e.path = path.to_string();
+            e.share = share;
         }
         e.opens.push(entry);
+    }
+
+    /// The file's current path in its share (renames through any connection update it).
+    pub fn path_of(&self, key: &FileKey) -> Option<String> {
+        self.files
+            .get(key)
+            .filter(|e| !e.opens.is_empty())
+            .map(|e| e.path.clone())
+    }
+
+    /// Whether a rename may put a name into directory `dir`. Windows opens the target's
+    /// directory for every rename (IRP_MJ_CREATE with SL_OPEN_TARGET_DIRECTORY: access
+    /// FILE_ADD_FILE, or FILE_ADD_SUBDIRECTORY when a directory moves, plus SYNCHRONIZE;
+    /// sharing read and write), so that open must pass the share-access check against
+    /// the directory's opens (MS-FSA 2.1.5.1.2.1): an open of it that does not share
+    /// write, or that holds DELETE access, makes the rename a sharing violation.
+    pub fn check_rename_target_dir(&self, dir: &FileKey, moving_dir: bool) -> bool {
+        let add = if moving_dir {
+            FILE_ADD_SUBDIRECTORY
+        } else {
+            FILE_ADD_FILE
+        };
+        self.check_share(dir, add | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE)
     }
 
     /// Removes an open and its locks. Returns (the file's path, whether it must now be
@@ -270,11 +316,16 @@ impl FileTable {
         }
     }
 
-    /// Whether any open of this file other than `except` has a path under `dir` (used to
-    /// refuse renaming a directory with open files inside).
-    pub fn has_open_below(&self, dir: &str) -> bool {
+    /// Whether any file of share `root` below directory `dir` is open (MS-FSA
+    /// 2.1.5.15.11: a directory with open files below it cannot be renamed).
+    pub fn has_open_below(&self, root: &Arc<ShareRoot>, dir: &str) -> bool {
+        let share = share_id(root);
         let prefix = format!("{dir}/");
-        self.files.values().any(|e| e.path.starts_with(&prefix))
+        self.files.values().any(|e| {
+            e.share == share
+                && !e.opens.is_empty()
+                && (dir.is_empty() || e.path.starts_with(&prefix))
+        })
     }
 
     /// MS-FSA 2.1.4.10 without LockIntent: would I/O by `who` on this range conflict with a
@@ -391,6 +442,7 @@ mod tests {
         let mut t = FileTable::default();
         t.add_open(
             K,
+            1,
             "a",
             ShareEntry {
                 who: who(1),
@@ -408,10 +460,81 @@ mod tests {
     }
 
     #[test]
+    fn rename_target_directory_share_check() {
+        let d = FileKey { dev: 1, ino: 9 };
+        let open = |t: &mut FileTable, v, access, share| {
+            t.add_open(
+                d,
+                1,
+                "dir",
+                ShareEntry {
+                    who: who(v),
+                    access,
+                    share,
+                },
+            )
+        };
+        // No open of the directory, or one that only reads attributes: allowed.
+        let mut t = FileTable::default();
+        assert!(t.check_rename_target_dir(&d, false));
+        open(&mut t, 1, FILE_READ_ATTRIBUTES | SYNCHRONIZE, 0);
+        assert!(t.check_rename_target_dir(&d, false));
+        // Listing it with every share mode (Explorer): allowed.
+        let mut t = FileTable::default();
+        open(&mut t, 1, FILE_LIST_DIRECTORY | SYNCHRONIZE, 7);
+        assert!(t.check_rename_target_dir(&d, false));
+        assert!(t.check_rename_target_dir(&d, true));
+        // An open with DELETE access, whatever it shares: a sharing violation.
+        let mut t = FileTable::default();
+        open(&mut t, 1, FILE_READ_DATA | DELETE, 7);
+        assert!(!t.check_rename_target_dir(&d, false));
+        // An open sharing nothing: a sharing violation.
+        let mut t = FileTable::default();
+        open(&mut t, 1, FILE_READ_DATA, 0);
+        assert!(!t.check_rename_target_dir(&d, false));
+        // Sharing read only: no room for the rename's FILE_ADD_SUBDIRECTORY either.
+        let mut t = FileTable::default();
+        open(&mut t, 1, FILE_READ_DATA, FILE_SHARE_READ);
+        assert!(!t.check_rename_target_dir(&d, true));
+    }
+
+    #[test]
+    fn paths_and_opens_below() {
+        let root = Arc::new(ShareRoot::open(std::env::temp_dir().as_path()).unwrap());
+        let other = Arc::new(ShareRoot::open(std::env::temp_dir().as_path()).unwrap());
+        let mut t = FileTable::default();
+        let f = FileKey { dev: 1, ino: 3 };
+        t.add_open(
+            f,
+            share_id(&root),
+            "a/b/c.txt",
+            ShareEntry {
+                who: who(1),
+                access: 0,
+                share: 7,
+            },
+        );
+        assert_eq!(t.path_of(&f).as_deref(), Some("a/b/c.txt"));
+        t.set_path(&f, "a/b/d.txt");
+        assert_eq!(t.path_of(&f).as_deref(), Some("a/b/d.txt"));
+        assert!(t.has_open_below(&root, "a"));
+        assert!(t.has_open_below(&root, "a/b"));
+        assert!(t.has_open_below(&root, ""));
+        assert!(!t.has_open_below(&root, "a/b/d.txt"));
+        assert!(!t.has_open_below(&root, "a/bb"));
+        // Another share's "a" is another directory.
+        assert!(!t.has_open_below(&other, "a"));
+        t.remove_open(&f, who(1));
+        assert!(!t.has_open_below(&root, "a"));
+        assert_eq!(t.path_of(&f), None);
+    }
+
+    #[test]
     fn locks() {
         let mut t = FileTable::default();
         t.add_open(
             K,
+            1,
             "a",
             ShareEntry {
                 who: who(1),
@@ -581,10 +704,21 @@ mod tests {
         assert!(!s.is_replay(65, 3));
         s.record(64, 3);
         assert!(s.is_replay(64, 3));
+        s.record(2, 0);
+        // The array survives a round trip through its persisted form, number 0 included.
+        let bytes = s.sequence_bytes();
+        assert_eq!(
+            (bytes[0], bytes[1], bytes[63], bytes[2]),
+            (0, SEQUENCE_VALID, SEQUENCE_VALID | 3, 0)
+        );
+        let mut r = OpenLockState::default();
+        r.set_sequence_bytes(&bytes);
+        assert!(r.is_replay(2, 0) && r.is_replay(64, 3) && !r.is_replay(1, 0));
         // The state goes with the open.
         let mut t = FileTable::default();
         t.add_open(
             K,
+            1,
             "a",
             ShareEntry {
                 who: who(1),
@@ -594,6 +728,7 @@ mod tests {
         );
         t.add_open(
             K,
+            1,
             "a",
             ShareEntry {
                 who: who(2),

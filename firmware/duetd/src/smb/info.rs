@@ -64,7 +64,17 @@ pub fn user_sid(server_name: &str, user: &str) -> Sid {
             .fold(seed, |a, b| a.wrapping_mul(16777619) ^ b as u32)
     };
     let rid = 1000 + (h(user, 0x811c_9dc5) % 1_000_000);
-    Sid::new(5, &[21, h(server_name, 1), h(server_name, 2), h(server_name, 3), rid]).unwrap_or_else(|_| Sid::everyone())
+    Sid::new(
+        5,
+        &[
+            21,
+            h(server_name, 1),
+            h(server_name, 2),
+            h(server_name, 3),
+            rid,
+        ],
+    )
+    .unwrap_or_else(|_| Sid::everyone())
 }
 
 /// Applies OutputBufferLength to an encoded answer (MS-SMB2 3.3.5.20.1/2): below the
@@ -73,8 +83,15 @@ pub fn user_sid(server_name: &str, user: &str) -> Sid {
 fn output(mut data: Vec<u8>, min: Option<usize>, max: usize) -> HResult {
     let cut = duet_fscc::apply_output_buffer_length(&mut data, min.unwrap_or(0), max)
         .map_err(fscc_status)?;
-    let st = if cut { status::BUFFER_OVERFLOW } else { status::SUCCESS };
-    Ok(Reply::Body { status: st, body: info_body(&data) })
+    let st = if cut {
+        status::BUFFER_OVERFLOW
+    } else {
+        status::SUCCESS
+    };
+    Ok(Reply::Body {
+        status: st,
+        body: info_body(&data),
+    })
 }
 
 /// The access a file information class needs (MS-SMB2 3.3.5.20.1); every other class
@@ -115,7 +132,11 @@ fn ea_status(e: &FsError) -> u32 {
 pub fn set_eas(handle: &Handle, eas: &[FullEa]) -> Result<(), u32> {
     let changes: Vec<Ea> = eas
         .iter()
-        .map(|(name, value, flags)| Ea { name: name.clone(), value: value.clone(), flags: *flags })
+        .map(|(name, value, flags)| Ea {
+            name: name.clone(),
+            value: value.clone(),
+            flags: *flags,
+        })
         .collect();
     handle.set_eas(&changes).map_err(|e| ea_status(&e))
 }
@@ -190,8 +211,15 @@ fn query_eas(handle: &Handle, flags: u32, index: u32, input: &[u8], max: usize) 
     if !listed {
         handle.set_ea_cursor((start + n) as u32);
     }
-    let st = if n < want.len() { status::BUFFER_OVERFLOW } else { status::SUCCESS };
-    Ok(Reply::Body { status: st, body: info_body(&data) })
+    let st = if n < want.len() {
+        status::BUFFER_OVERFLOW
+    } else {
+        status::SUCCESS
+    };
+    Ok(Reply::Body {
+        status: st,
+        body: info_body(&data),
+    })
 }
 
 fn info_body(data: &[u8]) -> Vec<u8> {
@@ -217,12 +245,23 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
     let additional = b.u32(16)?;
     let flags = b.u32(20)?;
     let fid = FileId::parse(&b, 24)?;
-    let input = if in_len == 0 { &[][..] } else { b.buffer(in_off, in_len)? };
+    let input = if in_len == 0 {
+        &[][..]
+    } else {
+        b.buffer(in_off, in_len)?
+    };
     let vol = lookup_fid(conn, req, fid)?;
     super::io::check_charge(conn, req, out_len)?;
     let server_name = conn.server.cfg.netbios_name.clone();
-    let user = conn.sessions.get(&req.session_id).map(|s| s.user.clone()).unwrap_or_default();
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let user = conn
+        .sessions
+        .get(&req.session_id)
+        .map(|s| s.user.clone())
+        .unwrap_or_default();
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     let handle = match &open.kind {
         OpenKind::File(h) => h.clone(),
         OpenKind::Pipe(_) => {
@@ -245,7 +284,13 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
             if info_type != INFO_FILE {
                 return Err(Fail::Status(status::NOT_SUPPORTED));
             }
-            let oi = OpenInfo { name: &open.path, access_mask: open.granted_access, position: 0, mode: 0, alignment: 0 };
+            let oi = OpenInfo {
+                name: &open.path,
+                access_mask: open.granted_access,
+                position: 0,
+                mode: 0,
+                alignment: 0,
+            };
             let mut data = Vec::new();
             duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
             return output(data, duet_fscc::file_info_min_output_size(class), out_len);
@@ -266,9 +311,18 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
             let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
             let mut fb = basics(&meta);
             if let Some(k) = open.key {
-                fb.delete_pending = conn.server.files.lock().map(|f| f.is_delete_pending(&k)).unwrap_or(false);
+                fb.delete_pending = conn
+                    .server
+                    .files
+                    .lock()
+                    .map(|f| f.is_delete_pending(&k))
+                    .unwrap_or(false);
             }
-            let name = if open.path.is_empty() { String::from("\\") } else { format!("\\{}", open.path.replace('/', "\\")) };
+            let name = if open.path.is_empty() {
+                String::from("\\")
+            } else {
+                format!("\\{}", open.path.replace('/', "\\"))
+            };
             let oi = OpenInfo {
                 name: &name,
                 access_mask: open.granted_access,
@@ -278,16 +332,26 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
             };
             let mut data = Vec::new();
             if class == FILE_ID_INFORMATION {
-                let root = open.root.as_ref().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+                let root = open
+                    .root
+                    .as_ref()
+                    .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
                 let st = root.statvfs().map_err(|e| Fail::Status(fs_status(&e)))?;
-                duet_fscc::encode_file_id_information(volume_serial(st.fs_id) as u64, &fb, &mut data);
+                duet_fscc::encode_file_id_information(
+                    volume_serial(st.fs_id) as u64,
+                    &fb,
+                    &mut data,
+                );
             } else {
                 duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
             }
             output(data, duet_fscc::file_info_min_output_size(class), out_len)
         }
         INFO_FILESYSTEM => {
-            let root = open.root.as_ref().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+            let root = open
+                .root
+                .as_ref()
+                .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
             let st = root.statvfs().map_err(|e| Fail::Status(fs_status(&e)))?;
             let bsize = st.block_size.max(512);
             // Case-sensitive search and preserved names, Unicode names, sparse files;
@@ -323,9 +387,8 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
             if additional & 0x08 != 0 && open.granted_access & ACCESS_SYSTEM_SECURITY == 0 {
                 return Err(Fail::Status(status::PRIVILEGE_NOT_HELD));
             }
-            let owner = user_sid(&server_name, &user);
-            let group = Sid::new(5, &[32, 545]).unwrap_or_else(|_| Sid::everyone()); // BUILTIN\Users
-            let sd = duet_fscc::default_security_descriptor(&owner, &group, open.is_dir, additional);
+            let token = super::acl::Token::new(user_sid(&server_name, &user));
+            let sd = super::acl::query_info(&handle, open.is_dir, &token, additional)?;
             if sd.len() > out_len {
                 return Err(Fail::StatusData(status::BUFFER_TOO_SMALL, sd.len() as u32));
             }
@@ -337,7 +400,9 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
 }
 
 fn open_share_name(conn: &Conn, req: &Req) -> String {
-    conn.tree(req).map(|t| t.share_name.clone()).unwrap_or_default()
+    conn.tree(req)
+        .map(|t| t.share_name.clone())
+        .unwrap_or_default()
 }
 
 pub fn fscc_status(e: duet_fscc::FsccError) -> Fail {
@@ -354,21 +419,34 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
     let fid = FileId::parse(&b, 16)?;
     let input = b.buffer(off, len)?;
     let vol = lookup_fid(conn, req, fid)?;
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     let handle = match &open.kind {
         OpenKind::File(h) => h.clone(),
         OpenKind::Pipe(_) => return Err(Fail::Status(status::NOT_SUPPORTED)),
     };
-    let tree_ro = matches!(conn.tree(req)?.kind, super::TreeKind::Disk { read_only: true, .. });
+    let tree_ro = matches!(
+        conn.tree(req)?.kind,
+        super::TreeKind::Disk {
+            read_only: true,
+            ..
+        }
+    );
     match info_type {
         INFO_FILE => {}
         INFO_SECURITY => {
-            // Security descriptors are not stored: owners have full access and the share
-            // decides the rest. Accept the change from a handle allowed to make it.
-            if open.granted_access & (WRITE_DAC | WRITE_OWNER) == 0 {
-                return Err(Fail::Status(status::ACCESS_DENIED));
-            }
-            tracing::debug!(path = %open.path, "security descriptor change accepted, not stored");
+            // Stored in the object's descriptor xattr (`acl.rs` checks the access needed).
+            let token = super::acl::Token::of_session(conn, req.session_id);
+            super::acl::set_info(
+                &handle,
+                open.granted_access,
+                open.is_dir,
+                &token,
+                b.u32(12)?,
+                input,
+            )?;
             return Ok(Reply::ok(vec![2, 0]));
         }
         INFO_FILESYSTEM | INFO_QUOTA => return Err(Fail::Status(status::NOT_SUPPORTED)),
@@ -382,13 +460,30 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
     let is_dir = open.is_dir;
     let key = open.key;
     let path = open.path.clone();
-    let root = open.root.clone().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+    let root = open
+        .root
+        .clone()
+        .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
     match info {
-        SetFileInfo::Basic { creation_time, last_access_time, last_write_time, change_time, attributes } => {
+        SetFileInfo::Basic {
+            creation_time,
+            last_access_time,
+            last_write_time,
+            change_time,
+            attributes,
+        } => {
             if granted & FILE_WRITE_ATTRIBUTES == 0 {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
-            let t = |v: u64| if v == 0 || v == u64::MAX { None } else { Some(v) };
+            // 0: unchanged; -1 and -2 (stop / resume automatic updates on this handle,
+            // MS-FSA 2.1.5.15.1) set nothing either.
+            let t = |v: u64| {
+                if v == 0 || v >= u64::MAX - 1 {
+                    None
+                } else {
+                    Some(v)
+                }
+            };
             if attributes != 0 {
                 if !is_dir && attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
                     return Err(Fail::Status(status::INVALID_PARAMETER));
@@ -397,7 +492,9 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
                 if is_dir {
                     a |= FILE_ATTRIBUTE_DIRECTORY;
                 }
-                handle.set_dos_attributes(a).map_err(|e| Fail::Status(fs_status(&e)))?;
+                handle
+                    .set_dos_attributes(a)
+                    .map_err(|e| Fail::Status(fs_status(&e)))?;
             }
             let times = SetTimes {
                 creation: t(creation_time),
@@ -405,10 +502,16 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
                 write: t(last_write_time),
                 change: t(change_time),
             };
-            handle.set_times(&times).map_err(|e| Fail::Status(fs_status(&e)))?;
+            handle
+                .set_times(&times)
+                .map_err(|e| Fail::Status(fs_status(&e)))?;
             notify::report(conn, &root, &path, notify::FILE_ACTION_MODIFIED, is_dir);
         }
-        SetFileInfo::Rename { replace_if_exists, root_directory, file_name } => {
+        SetFileInfo::Rename {
+            replace_if_exists,
+            root_directory,
+            file_name,
+        } => {
             if granted & DELETE == 0 {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
@@ -430,7 +533,12 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
                 if path.is_empty() {
                     return Err(Fail::Status(status::CANNOT_DELETE));
                 }
-                if is_dir && !handle.read_dir().map(|v| v.entries.is_empty()).unwrap_or(true) {
+                if is_dir
+                    && !handle
+                        .read_dir()
+                        .map(|v| v.entries.is_empty())
+                        .unwrap_or(true)
+                {
                     return Err(Fail::Status(status::DIRECTORY_NOT_EMPTY));
                 }
             }
@@ -447,7 +555,9 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
             if is_dir {
                 return Err(Fail::Status(status::INVALID_PARAMETER));
             }
-            handle.set_len(size).map_err(|e| Fail::Status(fs_status(&e)))?;
+            handle
+                .set_len(size)
+                .map_err(|e| Fail::Status(fs_status(&e)))?;
             notify::report_modified(conn, &root, &path);
         }
         SetFileInfo::Allocation(size) => {
@@ -457,7 +567,9 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
             if is_dir {
                 return Err(Fail::Status(status::INVALID_PARAMETER));
             }
-            handle.allocate(size).map_err(|e| Fail::Status(fs_status(&e)))?;
+            handle
+                .allocate(size)
+                .map_err(|e| Fail::Status(fs_status(&e)))?;
         }
         SetFileInfo::Position(p) => {
             if let Some(o) = conn.opens.get_mut(&vol) {
@@ -483,7 +595,9 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
                 let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
                 let a = meta.dos_attributes & !(FILE_ATTRIBUTE_NORMAL | FILE_ATTRIBUTE_DIRECTORY);
                 if a & FILE_ATTRIBUTE_ARCHIVE == 0 {
-                    handle.set_dos_attributes(a | FILE_ATTRIBUTE_ARCHIVE).map_err(|e| Fail::Status(fs_status(&e)))?;
+                    handle
+                        .set_dos_attributes(a | FILE_ATTRIBUTE_ARCHIVE)
+                        .map_err(|e| Fail::Status(fs_status(&e)))?;
                 }
             }
             notify::report(conn, &root, &path, notify::FILE_ACTION_MODIFIED, is_dir);
@@ -491,4 +605,657 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
         _ => return Err(Fail::Status(status::NOT_SUPPORTED)),
     }
     Ok(Reply::ok(vec![2, 0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duet_hal::fs::{Disposition, OpenOptions, ShareRoot};
+
+    fn file() -> (tempfile::TempDir, Handle) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = ShareRoot::open(dir.path()).expect("share");
+        let opts = OpenOptions {
+            write: true,
+            disposition: Disposition::Create,
+            ..OpenOptions::default()
+        };
+        let (h, _) = root.open_file("f", &opts).expect("create");
+        (dir, h)
+    }
+
+    /// (status, data) of an answer; data without the 8-byte QUERY_INFO header.
+    fn run(r: HResult) -> Result<(u32, Vec<u8>), u32> {
+        match r {
+            Ok(Reply::Body { status, body }) => {
+                let len = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+                Ok((status, body[8..8 + len].to_vec()))
+            }
+            Ok(_) => panic!("not a body"),
+            Err(Fail::Status(s)) => Err(s),
+            Err(f) => panic!("{f:?}"),
+        }
+    }
+
+    fn ea(name: &str, value: &[u8]) -> FullEa {
+        (name.to_string(), value.to_vec(), 0)
+    }
+
+    fn encoded(eas: &[FullEa]) -> Vec<u8> {
+        let mut out = Vec::new();
+        duet_fscc::encode_full_ea_list(eas, usize::MAX, &mut out).unwrap();
+        out
+    }
+
+    fn get_list(names: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            let start = out.len();
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.push(n.len() as u8);
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+            if i + 1 < names.len() {
+                while out.len() % 4 != 0 {
+                    out.push(0);
+                }
+                let next = (out.len() - start) as u32;
+                out[start..start + 4].copy_from_slice(&next.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    const RESTART: u32 = SL_RESTART_SCAN;
+    const SINGLE: u32 = SL_RETURN_SINGLE_ENTRY;
+
+    #[test]
+    fn ea_query_without_eas_is_no_eas_on_file() {
+        let (_d, h) = file();
+        assert_eq!(
+            run(query_eas(&h, RESTART, 0, &[], 4096)),
+            Err(status::NO_EAS_ON_FILE)
+        );
+        assert_eq!(
+            run(query_eas(&h, 0, 0, &get_list(&["A"]), 4096)),
+            Err(status::NO_EAS_ON_FILE)
+        );
+    }
+
+    #[test]
+    fn ea_query_lists_names_upper_case_in_order() {
+        let (_d, h) = file();
+        set_eas(&h, &[ea("SecondEA", b"ValueTwo"), ea("eaone", b"VALUE1")]).unwrap();
+        let want = [ea("EAONE", b"VALUE1"), ea("SECONDEA", b"ValueTwo")];
+        assert_eq!(
+            run(query_eas(&h, RESTART, 0, &[], 4096)),
+            Ok((status::SUCCESS, encoded(&want)))
+        );
+        // EaSize agrees with what the hal reports for the listing.
+        assert_eq!(basics(&h.meta().unwrap()).ea_size, 41);
+        // An empty value deletes, case-insensitively.
+        set_eas(&h, &[ea("EaOne", b"")]).unwrap();
+        assert_eq!(
+            run(query_eas(&h, RESTART, 0, &[], 4096)),
+            Ok((status::SUCCESS, encoded(&want[1..])))
+        );
+    }
+
+    #[test]
+    fn ea_query_scan_position_single_entries_and_index() {
+        let (_d, h) = file();
+        set_eas(&h, &[ea("A", b"1"), ea("B", b"22"), ea("C", b"333")]).unwrap();
+        let one = |n: &str, v: &[u8]| Ok((status::SUCCESS, encoded(&[ea(n, v)])));
+        assert_eq!(
+            run(query_eas(&h, RESTART | SINGLE, 0, &[], 4096)),
+            one("A", b"1")
+        );
+        // No restart: the scan goes on where it stopped.
+        assert_eq!(run(query_eas(&h, SINGLE, 0, &[], 4096)), one("B", b"22"));
+        assert_eq!(
+            run(query_eas(&h, 0, 0, &[], 4096)),
+            Ok((status::SUCCESS, encoded(&[ea("C", b"333")])))
+        );
+        assert_eq!(run(query_eas(&h, 0, 0, &[], 4096)), Err(STATUS_NO_MORE_EAS));
+        // A 1-based index picks the start.
+        assert_eq!(
+            run(query_eas(&h, SL_INDEX_SPECIFIED | SINGLE, 2, &[], 4096)),
+            one("B", b"22")
+        );
+        assert_eq!(
+            run(query_eas(&h, SL_INDEX_SPECIFIED, 0, &[], 4096)),
+            Err(STATUS_NONEXISTENT_EA_ENTRY)
+        );
+        assert_eq!(
+            run(query_eas(&h, SL_INDEX_SPECIFIED, 4, &[], 4096)),
+            Err(STATUS_NONEXISTENT_EA_ENTRY)
+        );
+        // Too small for the next entry: BUFFER_TOO_SMALL and the position stays.
+        assert_eq!(
+            run(query_eas(&h, RESTART, 0, &[], 10)),
+            Err(status::BUFFER_TOO_SMALL)
+        );
+        assert_eq!(
+            run(query_eas(&h, 0, 0, &[], 4096)).unwrap().0,
+            status::SUCCESS
+        );
+        // Room for one whole entry only: BUFFER_OVERFLOW with it, then the rest.
+        assert_eq!(
+            run(query_eas(&h, RESTART, 0, &[], 14)),
+            Ok((status::BUFFER_OVERFLOW, encoded(&[ea("A", b"1")])))
+        );
+        assert_eq!(
+            run(query_eas(&h, 0, 0, &[], 4096)),
+            Ok((status::SUCCESS, encoded(&[ea("B", b"22"), ea("C", b"333")])))
+        );
+    }
+
+    #[test]
+    fn ea_query_with_a_name_list() {
+        let (_d, h) = file();
+        set_eas(&h, &[ea("A", b"1"), ea("B", b"22")]).unwrap();
+        // In list order, case-insensitive; a missing name comes back empty.
+        assert_eq!(
+            run(query_eas(&h, 0, 0, &get_list(&["b", "Nope", "A"]), 4096)),
+            Ok((
+                status::SUCCESS,
+                encoded(&[ea("B", b"22"), ea("Nope", b""), ea("A", b"1")])
+            ))
+        );
+        assert_eq!(
+            run(query_eas(&h, SINGLE, 0, &get_list(&["b", "A"]), 4096)),
+            Ok((status::SUCCESS, encoded(&[ea("B", b"22")])))
+        );
+        assert_eq!(run(query_eas(&h, 0, 0, &[1, 2, 3], 4096)), Err(0x8000_0014)); // EA_LIST_INCONSISTENT
+        assert_eq!(
+            run(query_eas(&h, 0, 0, &get_list(&["a:b"]), 4096)),
+            Err(STATUS_INVALID_EA_NAME)
+        );
+    }
+
+    #[test]
+    fn ea_set_errors() {
+        let (_d, h) = file();
+        let long = "N".repeat(duet_hal::fs::EA_NAME_MAX + 1);
+        assert_eq!(set_eas(&h, &[ea(&long, b"x")]), Err(STATUS_INVALID_EA_NAME));
+        let big: Vec<FullEa> = (0..20)
+            .map(|i| ea(&format!("E{i}"), &[0u8; 4000]))
+            .collect();
+        assert_eq!(set_eas(&h, &big), Err(status::EA_TOO_LARGE));
+        assert_eq!(
+            ea_status(&FsError::EasNotSupported),
+            status::EAS_NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn create_context_eas_parse() {
+        assert_eq!(parse_create_eas(&[]), Ok(vec![]));
+        let list = [ea("EAONE", b"VALUE1"), ea("SECONDEA", b"ValueTwo")];
+        assert_eq!(parse_create_eas(&encoded(&list)), Ok(list.to_vec()));
+        assert_eq!(
+            parse_create_eas(&[1, 2, 3]),
+            Err(status::INFO_LENGTH_MISMATCH)
+        );
+        let mut bad = encoded(&list[..1]);
+        bad[5] = 40; // EaNameLength past the end
+        assert_eq!(parse_create_eas(&bad), Err(0x8000_0014));
+    }
+
+    #[test]
+    fn output_length_rules() {
+        let data = vec![7u8; 30];
+        assert_eq!(
+            run(output(data.clone(), Some(24), 23)),
+            Err(status::INFO_LENGTH_MISMATCH)
+        );
+        assert_eq!(
+            run(output(data.clone(), Some(24), 24)),
+            Ok((status::BUFFER_OVERFLOW, vec![7u8; 24]))
+        );
+        assert_eq!(
+            run(output(data.clone(), Some(24), 30)),
+            Ok((status::SUCCESS, data.clone()))
+        );
+        assert_eq!(
+            run(output(data.clone(), Some(24), 65535)),
+            Ok((status::SUCCESS, data))
+        );
+    }
+
+    #[test]
+    fn class_access_follows_ms_smb2() {
+        for c in [
+            FILE_BASIC_INFORMATION,
+            FILE_ALL_INFORMATION,
+            FILE_NETWORK_OPEN_INFORMATION,
+            FILE_ATTRIBUTE_TAG_INFORMATION,
+        ] {
+            assert_eq!(file_class_access(c), FILE_READ_ATTRIBUTES, "{c}");
+        }
+        assert_eq!(file_class_access(FILE_FULL_EA_INFORMATION), FILE_READ_EA);
+        for c in [
+            FILE_STANDARD_INFORMATION,
+            FILE_INTERNAL_INFORMATION,
+            FILE_EA_INFORMATION,
+            FILE_ACCESS_INFORMATION,
+            FILE_ALTERNATE_NAME_INFORMATION,
+            FILE_STREAM_INFORMATION,
+            FILE_NORMALIZED_NAME_INFORMATION,
+        ] {
+            assert_eq!(file_class_access(c), 0, "{c}");
+        }
+    }
+
+    // ---- through the protocol core (testkit)
+
+    use crate::smb::testkit::{CreateArgs, Kit};
+    use crate::wire::{Command, PutLe};
+
+    fn utf16(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    /// CREATE `name` (open-if) with `desired` access and an ExtA context holding `eas`.
+    fn create_with_eas(
+        c: &mut crate::smb::testkit::Client,
+        name: &str,
+        desired: u32,
+        eas: &[FullEa],
+    ) -> (u32, FileId) {
+        create_with_ext_a(c, name, desired, &encoded(eas))
+    }
+
+    /// CREATE `name` (open-if) with an ExtA context holding `ctx_data`.
+    fn create_with_ext_a(
+        c: &mut crate::smb::testkit::Client,
+        name: &str,
+        desired: u32,
+        ctx_data: &[u8],
+    ) -> (u32, FileId) {
+        let n = utf16(name);
+        let mut b = Vec::new();
+        b.put_u16(57);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_u32(2);
+        b.put_u64(0);
+        b.put_u64(0);
+        b.put_u32(desired);
+        b.put_u32(0);
+        b.put_u32(7);
+        b.put_u32(3);
+        b.put_u32(0);
+        b.put_u16((HEADER_LEN + 56) as u16);
+        b.put_u16(n.len() as u16);
+        b.put_u32(0);
+        b.put_u32(0);
+        b.extend_from_slice(&n);
+        while !(HEADER_LEN + b.len()).is_multiple_of(8) {
+            b.push(0);
+        }
+        let ctx_off = HEADER_LEN + b.len();
+        b.put_u32(0); // Next
+        b.put_u16(16); // NameOffset
+        b.put_u16(4); // NameLength
+        b.put_u16(0);
+        b.put_u16(24); // DataOffset
+        b.put_u32(ctx_data.len() as u32);
+        b.extend_from_slice(b"ExtA");
+        b.put_u32(0);
+        b.extend_from_slice(ctx_data);
+        let ctx_len = HEADER_LEN + b.len() - ctx_off;
+        b[48..52].copy_from_slice(&(ctx_off as u32).to_le_bytes());
+        b[52..56].copy_from_slice(&(ctx_len as u32).to_le_bytes());
+        let (st, body) = c.request(Command::Create, &b);
+        let fid = if st == 0 {
+            let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().unwrap());
+            FileId {
+                persistent: u64_at(64),
+                volatile: u64_at(72),
+            }
+        } else {
+            FileId::default()
+        };
+        (st, fid)
+    }
+
+    /// QUERY_INFO; returns (status, data).
+    fn query(
+        c: &mut crate::smb::testkit::Client,
+        fid: FileId,
+        info_type: u8,
+        class: u8,
+        out_len: u32,
+        flags: u32,
+        input: &[u8],
+    ) -> (u32, Vec<u8>) {
+        let mut b = Vec::new();
+        b.put_u16(41);
+        b.put_u8(info_type);
+        b.put_u8(class);
+        b.put_u32(out_len);
+        b.put_u16(if input.is_empty() {
+            0
+        } else {
+            (HEADER_LEN + 40) as u16
+        });
+        b.put_u16(0);
+        b.put_u32(input.len() as u32);
+        b.put_u32(0);
+        b.put_u32(flags);
+        fid.put(&mut b);
+        b.extend_from_slice(input);
+        if input.is_empty() {
+            b.push(0);
+        }
+        let (st, body) = c.request(Command::QueryInfo, &b);
+        if body.len() >= 8
+            && u16::from_le_bytes([body[0], body[1]]) == 9
+            && (st == 0 || st == status::BUFFER_OVERFLOW)
+        {
+            let len = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+            (st, body[8..8 + len].to_vec())
+        } else {
+            (st, Vec::new())
+        }
+    }
+
+    #[test]
+    fn create_context_eas_are_stored_and_queried() {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        let list = [ea("EAONE", b"VALUE1"), ea("SECONDEA", b"ValueTwo")];
+        let (st, fid) = create_with_eas(&mut c, "bufsize.txt", 0x001F_01FF, &list);
+        assert_eq!(st, 0);
+        assert_eq!(
+            query(
+                &mut c,
+                fid,
+                INFO_FILE,
+                FILE_FULL_EA_INFORMATION,
+                4096,
+                RESTART,
+                &[]
+            ),
+            (0, encoded(&list))
+        );
+        assert_eq!(
+            query(&mut c, fid, INFO_FILE, FILE_EA_INFORMATION, 4096, 0, &[]),
+            (0, 41u32.to_le_bytes().to_vec())
+        );
+        let (st, all) = query(&mut c, fid, INFO_FILE, FILE_ALL_INFORMATION, 4096, 0, &[]);
+        assert_eq!(
+            (st, u32::from_le_bytes(all[0x48..0x4C].try_into().unwrap())),
+            (0, 41),
+            "EaSize in FileAllInformation"
+        );
+        // The 8.3 name of an 8.3 name is the name.
+        let want = [&22u32.to_le_bytes()[..], &utf16("bufsize.txt")].concat();
+        assert_eq!(
+            query(
+                &mut c,
+                fid,
+                INFO_FILE,
+                FILE_ALTERNATE_NAME_INFORMATION,
+                4096,
+                0,
+                &[]
+            ),
+            (0, want)
+        );
+        assert_eq!(c.close(fid), 0);
+        // EAs that do not fit: the create fails and leaves no file behind.
+        let big: Vec<FullEa> = (0..20)
+            .map(|i| ea(&format!("E{i}"), &[1u8; 4000]))
+            .collect();
+        assert_eq!(
+            create_with_eas(&mut c, "big.txt", 0x001F_01FF, &big).0,
+            status::EA_TOO_LARGE
+        );
+        assert!(!kit.path("big.txt").exists());
+        // A malformed list is refused before anything is created.
+        let mut bad = encoded(&[ea("aXb", b"x")]);
+        bad[9] = b':';
+        assert_eq!(
+            create_with_ext_a(&mut c, "bad.txt", 0x001F_01FF, &bad).0,
+            STATUS_INVALID_EA_NAME
+        );
+        assert!(!kit.path("bad.txt").exists());
+    }
+
+    #[test]
+    fn query_access_rules_and_buffer_sizes() {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        c.touch(&CreateArgs::new("f.txt")).unwrap();
+        let sync_only = c
+            .create(&CreateArgs {
+                desired: SYNCHRONIZE,
+                ..CreateArgs::new("f.txt")
+            })
+            .unwrap()
+            .fid;
+        for class in [
+            FILE_STANDARD_INFORMATION,
+            FILE_INTERNAL_INFORMATION,
+            FILE_EA_INFORMATION,
+            FILE_ALTERNATE_NAME_INFORMATION,
+            FILE_STREAM_INFORMATION,
+        ] {
+            assert_eq!(
+                query(&mut c, sync_only, INFO_FILE, class, 4096, 0, &[]).0,
+                0,
+                "class {class}"
+            );
+        }
+        for class in [
+            FILE_BASIC_INFORMATION,
+            FILE_ALL_INFORMATION,
+            FILE_NETWORK_OPEN_INFORMATION,
+            FILE_FULL_EA_INFORMATION,
+        ] {
+            assert_eq!(
+                query(&mut c, sync_only, INFO_FILE, class, 4096, RESTART, &[]).0,
+                status::ACCESS_DENIED,
+                "class {class}"
+            );
+        }
+        // Writing EAs needs FILE_WRITE_EA.
+        assert_eq!(
+            c.set_info(
+                sync_only,
+                INFO_FILE,
+                FILE_FULL_EA_INFORMATION,
+                &encoded(&[ea("A", b"1")])
+            ),
+            status::ACCESS_DENIED
+        );
+        let full = c.create(&CreateArgs::new("f.txt")).unwrap().fid;
+        assert_eq!(
+            c.set_info(
+                full,
+                INFO_FILE,
+                FILE_FULL_EA_INFORMATION,
+                &encoded(&[ea("A", b"1")])
+            ),
+            0
+        );
+        assert_eq!(
+            query(
+                &mut c,
+                full,
+                INFO_FILE,
+                FILE_FULL_EA_INFORMATION,
+                4096,
+                RESTART,
+                &[]
+            ),
+            (0, encoded(&[ea("A", b"1")]))
+        );
+        // Fixed part or more: cut with BUFFER_OVERFLOW; less: INFO_LENGTH_MISMATCH.
+        let (st, whole) = query(
+            &mut c,
+            full,
+            INFO_FILESYSTEM,
+            FILE_FS_VOLUME_INFORMATION,
+            4096,
+            0,
+            &[],
+        );
+        assert_eq!((st, whole.len()), (0, 18 + 10), "label \"share\"");
+        assert_eq!(
+            query(
+                &mut c,
+                full,
+                INFO_FILESYSTEM,
+                FILE_FS_VOLUME_INFORMATION,
+                24,
+                0,
+                &[]
+            ),
+            (status::BUFFER_OVERFLOW, whole[..24].to_vec())
+        );
+        assert_eq!(
+            query(
+                &mut c,
+                full,
+                INFO_FILESYSTEM,
+                FILE_FS_VOLUME_INFORMATION,
+                23,
+                0,
+                &[]
+            )
+            .0,
+            status::INFO_LENGTH_MISMATCH
+        );
+        assert_eq!(
+            query(&mut c, full, INFO_FILE, FILE_ALL_INFORMATION, 104, 0, &[]).0,
+            status::BUFFER_OVERFLOW
+        );
+        assert_eq!(
+            query(&mut c, full, INFO_FILE, FILE_ALL_INFORMATION, 103, 0, &[]).0,
+            status::INFO_LENGTH_MISMATCH
+        );
+        // EAs advertised, named streams not.
+        let (_, attr) = query(
+            &mut c,
+            full,
+            INFO_FILESYSTEM,
+            FILE_FS_ATTRIBUTE_INFORMATION,
+            4096,
+            0,
+            &[],
+        );
+        let fs_attr = u32::from_le_bytes(attr[0..4].try_into().unwrap());
+        assert_ne!(fs_attr & FILE_SUPPORTS_EXTENDED_ATTRIBUTES, 0);
+        assert_eq!(fs_attr & FILE_NAMED_STREAMS, 0);
+        // FileNormalizedNameInformation is for 3.1.1 only.
+        assert_eq!(
+            query(
+                &mut c,
+                full,
+                INFO_FILE,
+                FILE_NORMALIZED_NAME_INFORMATION,
+                4096,
+                0,
+                &[]
+            )
+            .0,
+            0
+        );
+        c.conn.neg.dialect = super::super::DIALECT_302;
+        assert_eq!(
+            query(
+                &mut c,
+                full,
+                INFO_FILE,
+                FILE_NORMALIZED_NAME_INFORMATION,
+                4096,
+                0,
+                &[]
+            )
+            .0,
+            status::NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn normalized_name_is_the_spelling_on_disk() {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        std::fs::create_dir_all(kit.path("torture_dIr1N/dIr2Na")).unwrap();
+        let fid = c
+            .create(&CreateArgs::new("TORTURE_DIR1N\\dir2na"))
+            .unwrap()
+            .fid;
+        let (st, data) = query(
+            &mut c,
+            fid,
+            INFO_FILE,
+            FILE_NORMALIZED_NAME_INFORMATION,
+            4096,
+            0,
+            &[],
+        );
+        let want = utf16("torture_dIr1N\\dIr2Na");
+        assert_eq!((st, &data[4..]), (0, &want[..]));
+    }
+
+    #[test]
+    fn basic_information_times_read_back() {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        let fid = c.create(&CreateArgs::new("t.txt")).unwrap().fid;
+        let t = [
+            133_000_000_000_000_000u64,
+            133_100_000_000_000_000,
+            133_200_000_000_000_000,
+            133_300_000_000_000_000,
+        ];
+        let mut basic = Vec::new();
+        for v in t {
+            basic.put_u64(v);
+        }
+        basic.put_u32(FILE_ATTRIBUTE_HIDDEN);
+        basic.put_u32(0);
+        assert_eq!(
+            c.set_info(fid, INFO_FILE, FILE_BASIC_INFORMATION, &basic),
+            0
+        );
+        let (st, got) = query(&mut c, fid, INFO_FILE, FILE_BASIC_INFORMATION, 4096, 0, &[]);
+        assert_eq!(st, 0);
+        assert_eq!(
+            &got[..32],
+            &basic[..32],
+            "all four times, the change time included"
+        );
+        assert_eq!(
+            u32::from_le_bytes(got[32..36].try_into().unwrap()),
+            FILE_ATTRIBUTE_HIDDEN
+        );
+        // 0, -1 and -2 leave a time alone.
+        let mut keep = Vec::new();
+        for v in [0u64, u64::MAX, u64::MAX - 1, 0] {
+            keep.put_u64(v);
+        }
+        keep.put_u64(0);
+        assert_eq!(c.set_info(fid, INFO_FILE, FILE_BASIC_INFORMATION, &keep), 0);
+        assert_eq!(
+            query(&mut c, fid, INFO_FILE, FILE_BASIC_INFORMATION, 4096, 0, &[]).1[..32],
+            basic[..32]
+        );
+    }
+
+    #[test]
+    fn set_change_time_reads_back() {
+        let (_d, h) = file();
+        let change = 132_000_000_000_000_000;
+        h.set_times(&SetTimes {
+            change: Some(change),
+            ..SetTimes::default()
+        })
+        .unwrap();
+        assert_eq!(basics(&h.meta().unwrap()).change_time, change);
+    }
 }

@@ -125,7 +125,7 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
     super::io::check_charge(conn, req, in_len.max(max_out))?;
-    if false {
+    if takes_no_open(ctl) && fid != FileId::RELATED {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
     match ctl {
@@ -145,30 +145,57 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
         _ => {}
     }
     let vol = lookup_fid(conn, req, fid)?;
-    let resolved = conn.opens.get(&vol).map(|o| o.file_id).ok_or(Fail::Status(status::FILE_CLOSED))?;
-    let is_pipe = matches!(conn.opens.get(&vol).map(|o| &o.kind), Some(OpenKind::Pipe(_)));
+    let resolved = conn
+        .opens
+        .get(&vol)
+        .map(|o| o.file_id)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let is_pipe = matches!(
+        conn.opens.get(&vol).map(|o| &o.kind),
+        Some(OpenKind::Pipe(_))
+    );
     if is_pipe {
         return match ctl {
             FSCTL_PIPE_TRANSCEIVE => {
                 super::io::pipe_write(conn, vol, input)?;
                 let (out, more) = super::io::pipe_read(conn, vol, max_out)?;
                 Ok(Reply::Body {
-                    status: if more { status::BUFFER_OVERFLOW } else { status::SUCCESS },
+                    status: if more {
+                        status::BUFFER_OVERFLOW
+                    } else {
+                        status::SUCCESS
+                    },
                     body: ioctl_body(ctl, resolved, None, &out),
                 })
             }
             _ => Err(Fail::Status(status::NOT_SUPPORTED)),
         };
     }
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
-    let handle = open.handle().cloned().ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let handle = open
+        .handle()
+        .cloned()
+        .ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
     let granted = open.granted_access;
     let is_dir = open.is_dir;
-    let me = OpenRef { conn: conn.id, volatile: vol };
+    let me = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
     let file_key = open.key;
+    // Where a change through this open is reported to CHANGE_NOTIFY watchers.
+    let changed = open.root.clone().map(|r| (r, open.path.clone()));
     match ctl {
-        FSCTL_PIPE_TRANSCEIVE | FSCTL_PIPE_PEEK | FSCTL_PIPE_WAIT => Err(Fail::Status(status::INVALID_DEVICE_REQUEST)),
-        super::lock::FSCTL_LMR_REQUEST_RESILIENCY => super::lock::request_resiliency(conn, vol, input).map(|()| Reply::ok(ioctl_body(ctl, resolved, None, &[]))),
+        FSCTL_PIPE_TRANSCEIVE | FSCTL_PIPE_PEEK | FSCTL_PIPE_WAIT => {
+            Err(Fail::Status(status::INVALID_DEVICE_REQUEST))
+        }
+        super::lock::FSCTL_LMR_REQUEST_RESILIENCY => {
+            super::lock::request_resiliency(conn, vol, input)
+                .map(|()| Reply::ok(ioctl_body(ctl, resolved, None, &[])))
+        }
         FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP => Ok(Reply::ok(ioctl_body(ctl, resolved, None, &[]))),
         FSCTL_SRV_ENUMERATE_SNAPSHOTS => {
             if max_out < 16 {
@@ -192,7 +219,9 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
             out.put_u32(0); // Context (reserved)
             Ok(Reply::ok(ioctl_body(ctl, resolved, None, &out)))
         }
-        FSCTL_SRV_COPYCHUNK | FSCTL_SRV_COPYCHUNK_WRITE => copychunk(conn, vol, resolved, ctl, input, max_out),
+        FSCTL_SRV_COPYCHUNK | FSCTL_SRV_COPYCHUNK_WRITE => {
+            copychunk(conn, vol, resolved, ctl, input, max_out)
+        }
         FSCTL_SET_SPARSE => {
             // MS-FSA 2.1.5.10.25: files only; any of these rights will do.
             if is_dir {
@@ -203,8 +232,13 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
             }
             // FILE_SET_SPARSE_BUFFER is one BOOLEAN; without a buffer it means TRUE, and a
             // longer buffer is accepted (Windows reads the first byte).
-            let sparse = input.first().is_some_and(|b| *b != 0);
-            handle.set_sparse(sparse).map_err(|e| Fail::Status(sparse_status(&e)))?;
+            let sparse = input.first().is_none_or(|b| *b != 0);
+            handle
+                .set_sparse(sparse)
+                .map_err(|e| Fail::Status(sparse_status(&e)))?;
+            if let Some((root, path)) = changed {
+                super::notify::report_modified(conn, &root, &path);
+            }
             Ok(Reply::ok(ioctl_body(ctl, resolved, None, &[])))
         }
         FSCTL_GET_COMPRESSION => {
@@ -214,7 +248,8 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
             Ok(Reply::ok(ioctl_body(ctl, resolved, None, &[0, 0])))
         }
         FSCTL_SET_COMPRESSION => {
-            let fmt = crate::wire::le_u16(input, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?;
+            let fmt = crate::wire::le_u16(input, 0)
+                .map_err(|_| Fail::Status(status::INVALID_PARAMETER))?;
             if granted & (FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES) == 0 {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
@@ -234,18 +269,28 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
             if let (Some(k), true) = (file_key, end > start) {
-                let files = conn.server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+                let files = conn
+                    .server
+                    .files
+                    .lock()
+                    .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
                 if files.io_conflicts(&k, me, start, end - start, true) {
                     return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
                 }
             }
             // A sparse file gets the range deallocated; any other is zeroed in place.
-            let sparse = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?.dos_attributes
+            let sparse = handle
+                .meta()
+                .map_err(|e| Fail::Status(fs_status(&e)))?
+                .dos_attributes
                 & FILE_ATTRIBUTE_SPARSE_FILE
                 != 0;
             handle
                 .zero_range(start, end - start, sparse)
                 .map_err(|e| Fail::Status(fs_status(&e)))?;
+            if let (Some((root, path)), true) = (changed, end > start) {
+                super::notify::report_modified(conn, &root, &path);
+            }
             Ok(Reply::ok(ioctl_body(ctl, resolved, None, &[])))
         }
         FSCTL_QUERY_ALLOCATED_RANGES => {
@@ -267,7 +312,11 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
                 out.put_u64(l);
             }
             Ok(Reply::Body {
-                status: if more { status::BUFFER_OVERFLOW } else { status::SUCCESS },
+                status: if more {
+                    status::BUFFER_OVERFLOW
+                } else {
+                    status::SUCCESS
+                },
                 body: ioctl_body(ctl, resolved, None, &out),
             })
         }
@@ -309,10 +358,17 @@ fn sparse_status(e: &FsError) -> u32 {
 /// more were left out. A file that is not sparse is one range over the part of the request
 /// below the end of file, as on Windows (its zeroed parts stay allocated there); a sparse
 /// file's ranges come from the filesystem's holes.
-fn allocated_ranges(h: &Handle, off: u64, len: u64, max: usize) -> Result<(Vec<(u64, u64)>, bool), Fail> {
+fn allocated_ranges(
+    h: &Handle,
+    off: u64,
+    len: u64,
+    max: usize,
+) -> Result<(Vec<(u64, u64)>, bool), Fail> {
     let m = h.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
     if m.dos_attributes & FILE_ATTRIBUTE_SPARSE_FILE != 0 {
-        return h.allocated_ranges(off, len, max).map_err(|e| Fail::Status(fs_status(&e)));
+        return h
+            .allocated_ranges(off, len, max)
+            .map_err(|e| Fail::Status(fs_status(&e)));
     }
     let end = off.saturating_add(len).min(m.size);
     if end <= off {
@@ -344,7 +400,12 @@ fn network_interface_info(conn: &Conn, fid: FileId, input: &[u8], max_out: usize
     if out.len() > max_out {
         return Err(Fail::Status(status::BUFFER_TOO_SMALL));
     }
-    Ok(Reply::ok(ioctl_body(FSCTL_QUERY_NETWORK_INTERFACE_INFO, fid, None, &out)))
+    Ok(Reply::ok(ioctl_body(
+        FSCTL_QUERY_NETWORK_INTERFACE_INFO,
+        fid,
+        None,
+        &out,
+    )))
 }
 
 /// The addresses worth announcing, in the kernel's order.
@@ -370,7 +431,11 @@ fn encode_interfaces(addrs: &[&duet_hal::net::Address]) -> Vec<u8> {
     let mut out = Vec::with_capacity(addrs.len() * NET_IFACE_INFO_LEN);
     for (i, a) in addrs.iter().enumerate() {
         let start = out.len();
-        out.put_u32(if i + 1 < addrs.len() { NET_IFACE_INFO_LEN as u32 } else { 0 });
+        out.put_u32(if i + 1 < addrs.len() {
+            NET_IFACE_INFO_LEN as u32
+        } else {
+            0
+        });
         out.put_u32(a.index);
         out.put_u32(if a.rx_queues > 1 { RSS_CAPABLE } else { 0 });
         out.put_u32(0);
@@ -419,22 +484,36 @@ fn server_tag(conn: &Conn) -> usize {
 }
 
 fn session_user(conn: &Conn, session_id: u64) -> String {
-    conn.sessions.get(&session_id).map(|s| s.user.to_ascii_lowercase()).unwrap_or_default()
+    conn.sessions
+        .get(&session_id)
+        .map(|s| s.user.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// The resume key of an open, made on first request; the same key on later requests.
 fn resume_key_for(conn: &Conn, vol: u64) -> Result<[u8; 24], Fail> {
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
-    let handle = open.handle().ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
-    let file = open.key.ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
-    let owner = OpenRef { conn: conn.id, volatile: vol };
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let handle = open
+        .handle()
+        .ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
+    let file = open
+        .key
+        .ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
+    let owner = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
     let server = server_tag(conn);
-    let mut guard = RESUME_KEYS.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+    let mut guard = RESUME_KEYS
+        .lock()
+        .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
     let keys = guard.get_or_insert_with(HashMap::new);
-    if let Some((k, _)) = keys
-        .iter()
-        .find(|(_, e)| e.server == server && e.owner == owner && Weak::ptr_eq(&e.handle, &Arc::downgrade(handle)))
-    {
+    if let Some((k, _)) = keys.iter().find(|(_, e)| {
+        e.server == server && e.owner == owner && Weak::ptr_eq(&e.handle, &Arc::downgrade(handle))
+    }) {
         return Ok(*k);
     }
     keys.retain(|_, e| e.handle.strong_count() > 0);
@@ -471,7 +550,10 @@ fn resolve_resume_key(conn: &Conn, key: &[u8]) -> Option<Source> {
     }
     let handle = e.handle.upgrade()?;
     let files = conn.server.files.lock().ok()?;
-    let still_open = files.files.get(&e.file).is_some_and(|f| f.opens.iter().any(|o| o.who == e.owner));
+    let still_open = files
+        .files
+        .get(&e.file)
+        .is_some_and(|f| f.opens.iter().any(|o| o.who == e.owner));
     still_open.then(|| Source {
         owner: e.owner,
         file: e.file,
@@ -484,16 +566,31 @@ fn resolve_resume_key(conn: &Conn, key: &[u8]) -> Option<Source> {
 /// FSCTL_SRV_COPYCHUNK(_WRITE) (MS-SMB2 3.3.5.15.6): copies ranges from the open named by
 /// the resume key to this one, within the advertised limits. Once copying has started a
 /// failure still carries SRV_COPYCHUNK_RESPONSE with what was written before it.
-fn copychunk(conn: &mut Conn, vol: u64, fid: FileId, ctl: u32, input: &[u8], max_out: usize) -> HResult {
+fn copychunk(
+    conn: &mut Conn,
+    vol: u64,
+    fid: FileId,
+    ctl: u32,
+    input: &[u8],
+    max_out: usize,
+) -> HResult {
     let response = |st: u32, chunks: u32, chunk_bytes: u32, total: u32| -> HResult {
         let mut out = Vec::with_capacity(COPYCHUNK_RESPONSE_LEN);
         out.put_u32(chunks);
         out.put_u32(chunk_bytes);
         out.put_u32(total);
-        Ok(Reply::Body { status: st, body: ioctl_body(ctl, fid, None, &out) })
+        Ok(Reply::Body {
+            status: st,
+            body: ioctl_body(ctl, fid, None, &out),
+        })
     };
     let limits = || {
-        response(status::INVALID_PARAMETER, COPYCHUNK_MAX_CHUNKS, COPYCHUNK_MAX_CHUNK_SIZE, COPYCHUNK_MAX_TOTAL)
+        response(
+            status::INVALID_PARAMETER,
+            COPYCHUNK_MAX_CHUNKS,
+            COPYCHUNK_MAX_CHUNK_SIZE,
+            COPYCHUNK_MAX_TOTAL,
+        )
     };
     if max_out < COPYCHUNK_RESPONSE_LEN || input.len() < COPYCHUNK_COPY_LEN {
         return Err(Fail::Status(status::INVALID_PARAMETER));
@@ -519,33 +616,55 @@ fn copychunk(conn: &mut Conn, vol: u64, fid: FileId, ctl: u32, input: &[u8], max
     if total > u64::from(COPYCHUNK_MAX_TOTAL) {
         return limits();
     }
-    let src = resolve_resume_key(conn, source_key).ok_or(Fail::Status(status::OBJECT_NAME_NOT_FOUND))?;
-    let dst = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
-    let dst_needs = if ctl == FSCTL_SRV_COPYCHUNK { FILE_WRITE_DATA | FILE_READ_DATA } else { FILE_WRITE_DATA };
-    if src.granted & FILE_READ_DATA == 0
+    let src =
+        resolve_resume_key(conn, source_key).ok_or(Fail::Status(status::OBJECT_NAME_NOT_FOUND))?;
+    let dst = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let dst_needs = if ctl == FSCTL_SRV_COPYCHUNK {
+        FILE_WRITE_DATA | FILE_READ_DATA
+    } else {
+        FILE_WRITE_DATA
+    };
+    if src.granted & (FILE_READ_DATA | FILE_EXECUTE) == 0
         || dst.granted_access & dst_needs != dst_needs
         || src.user != session_user(conn, dst.session_id)
     {
         return Err(Fail::Status(status::ACCESS_DENIED));
     }
-    let dst_handle = dst.handle().cloned().ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
+    let dst_handle = dst
+        .handle()
+        .cloned()
+        .ok_or(Fail::Status(status::INVALID_DEVICE_REQUEST))?;
     let dst_key = dst.key;
-    let me = OpenRef { conn: conn.id, volatile: vol };
+    let write_through = dst.create_options & FILE_WRITE_THROUGH != 0;
+    let changed = dst.root.clone().map(|r| (r, dst.path.clone()));
+    let me = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
     let (mut done_chunks, mut done_bytes) = (0u32, 0u32);
+    let mut st = status::SUCCESS;
     let mut buf = Vec::new();
     for (so, to, len) in list {
         let conflict = {
-            let files = conn.server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+            let files = conn
+                .server
+                .files
+                .lock()
+                .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
             files.io_conflicts(&src.file, src.owner, so, u64::from(len), false)
                 || dst_key.is_some_and(|k| files.io_conflicts(&k, me, to, u64::from(len), true))
         };
         if conflict {
-            return response(status::FILE_LOCK_CONFLICT, done_chunks, 0, done_bytes);
+            st = status::FILE_LOCK_CONFLICT;
+            break;
         }
         // The whole chunk is read before any of it is written, so a range that overlaps
         // its own source copies what was there before.
         buf.resize(len as usize, 0);
-        let st = match src.handle.read_at(&mut buf, so) {
+        st = match src.handle.read_at(&mut buf, so) {
             Ok(n) if n < buf.len() => status::INVALID_VIEW_SIZE,
             Ok(_) => match dst_handle.write_at(&buf, to) {
                 Ok(_) => status::SUCCESS,
@@ -554,12 +673,23 @@ fn copychunk(conn: &mut Conn, vol: u64, fid: FileId, ctl: u32, input: &[u8], max
             Err(e) => fs_status(&e),
         };
         if st != status::SUCCESS {
-            return response(st, done_chunks, 0, done_bytes);
+            break;
         }
         done_chunks += 1;
         done_bytes += len;
     }
-    response(status::SUCCESS, done_chunks, 0, done_bytes)
+    if done_bytes > 0 {
+        // As a WRITE: write-through opens reach the disk, watchers hear of it.
+        if write_through {
+            if let Err(e) = dst_handle.sync() {
+                st = fs_status(&e);
+            }
+        }
+        if let Some((root, path)) = changed {
+            super::notify::report_modified(conn, &root, &path);
+        }
+    }
+    response(st, done_chunks, 0, done_bytes)
 }
 
 #[cfg(test)]
@@ -579,7 +709,11 @@ mod tests {
         b.put_u16(0);
         b.put_u32(ctl);
         fid.put(&mut b);
-        b.put_u32(if input.is_empty() { 0 } else { (HEADER_LEN + 56) as u32 });
+        b.put_u32(if input.is_empty() {
+            0
+        } else {
+            (HEADER_LEN + 56) as u32
+        });
         b.put_u32(input.len() as u32);
         b.put_u32(0); // MaxInputResponse
         b.put_u32(0);
@@ -601,11 +735,20 @@ mod tests {
     }
 
     fn open(c: &mut Client, name: &str, desired: u32) -> FileId {
-        c.create(&CreateArgs { desired, ..CreateArgs::new(name) }).expect("create").fid
+        c.create(&CreateArgs {
+            desired,
+            ..CreateArgs::new(name)
+        })
+        .expect("create")
+        .fid
     }
 
     fn mkdir(c: &mut Client, name: &str) -> FileId {
-        let a = CreateArgs { options: 1, disposition: 2, ..CreateArgs::new(name) };
+        let a = CreateArgs {
+            options: 1,
+            disposition: 2,
+            ..CreateArgs::new(name)
+        };
         c.create(&a).expect("mkdir").fid
     }
 
@@ -652,7 +795,13 @@ mod tests {
     }
 
     /// (status, [ChunksWritten, ChunkBytesWritten, TotalBytesWritten] if sent).
-    fn copy(c: &mut Client, dst: FileId, ctl: u32, key: &[u8], chunks: &[(u64, u64, u32)]) -> (u32, Option<[u32; 3]>) {
+    fn copy(
+        c: &mut Client,
+        dst: FileId,
+        ctl: u32,
+        key: &[u8],
+        chunks: &[(u64, u64, u32)],
+    ) -> (u32, Option<[u32; 3]>) {
         let (st, out) = ioctl(c, dst, ctl, &copy_input(key, chunks), 12);
         let rsp = (out.len() == 12).then(|| {
             let w = |i: usize| u32::from_le_bytes(out[i * 4..i * 4 + 4].try_into().unwrap());
@@ -668,11 +817,28 @@ mod tests {
         v
     }
 
-    fn qar(c: &mut Client, fid: FileId, off: u64, len: u64, max_out: u32) -> (u32, Vec<(u64, u64)>) {
-        let (st, out) = ioctl(c, fid, FSCTL_QUERY_ALLOCATED_RANGES, &range_input(off, len), max_out);
+    fn qar(
+        c: &mut Client,
+        fid: FileId,
+        off: u64,
+        len: u64,
+        max_out: u32,
+    ) -> (u32, Vec<(u64, u64)>) {
+        let (st, out) = ioctl(
+            c,
+            fid,
+            FSCTL_QUERY_ALLOCATED_RANGES,
+            &range_input(off, len),
+            max_out,
+        );
         let ranges = out
             .chunks_exact(16)
-            .map(|r| (u64::from_le_bytes(r[..8].try_into().unwrap()), u64::from_le_bytes(r[8..].try_into().unwrap())))
+            .map(|r| {
+                (
+                    u64::from_le_bytes(r[..8].try_into().unwrap()),
+                    u64::from_le_bytes(r[8..].try_into().unwrap()),
+                )
+            })
             .collect();
         (st, ranges)
     }
@@ -698,19 +864,40 @@ mod tests {
         let other = open(&mut a, "src", FILE_ALL_ACCESS);
         assert_ne!(resume_key(&mut a, other), key, "another open, another key");
         let dst = open(&mut b, "dst", FILE_ALL_ACCESS);
-        let (st, rsp) = copy(&mut b, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 4096), (4096, 4096, 4096)]);
+        let (st, rsp) = copy(
+            &mut b,
+            dst,
+            FSCTL_SRV_COPYCHUNK,
+            &key,
+            &[(0, 0, 4096), (4096, 4096, 4096)],
+        );
         assert_eq!((st, rsp), (status::SUCCESS, Some([2, 0, 8192])));
         assert_eq!(std::fs::read(kit.path("dst")).unwrap(), data);
         // Appending the same range again, and no chunks at all.
-        let (st, rsp) = copy(&mut b, dst, FSCTL_SRV_COPYCHUNK_WRITE, &key, &[(0, 8192, 100)]);
+        let (st, rsp) = copy(
+            &mut b,
+            dst,
+            FSCTL_SRV_COPYCHUNK_WRITE,
+            &key,
+            &[(0, 8192, 100)],
+        );
         assert_eq!((st, rsp), (status::SUCCESS, Some([1, 0, 100])));
         assert_eq!(std::fs::read(kit.path("dst")).unwrap()[8192..], data[..100]);
-        assert_eq!(copy(&mut b, dst, FSCTL_SRV_COPYCHUNK, &key, &[]), (status::SUCCESS, Some([0, 0, 0])));
+        assert_eq!(
+            copy(&mut b, dst, FSCTL_SRV_COPYCHUNK, &key, &[]),
+            (status::SUCCESS, Some([0, 0, 0]))
+        );
         // Once the source is closed its key names nothing; neither does a made-up key.
         assert_eq!(a.close(src), 0);
-        assert_eq!(copy(&mut b, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 1)]).0, status::OBJECT_NAME_NOT_FOUND);
+        assert_eq!(
+            copy(&mut b, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 1)]).0,
+            status::OBJECT_NAME_NOT_FOUND
+        );
         let bogus = b"deadbeefdeadbeefdeadbeef";
-        assert_eq!(copy(&mut b, dst, FSCTL_SRV_COPYCHUNK, bogus, &[(0, 0, 1)]).0, status::OBJECT_NAME_NOT_FOUND);
+        assert_eq!(
+            copy(&mut b, dst, FSCTL_SRV_COPYCHUNK, bogus, &[(0, 0, 1)]).0,
+            status::OBJECT_NAME_NOT_FOUND
+        );
     }
 
     #[test]
@@ -721,20 +908,49 @@ mod tests {
         let src = open(&mut c, "src", FILE_ALL_ACCESS);
         let dst = open(&mut c, "dst", FILE_ALL_ACCESS);
         let key = resume_key(&mut c, src);
-        let limits = Some([COPYCHUNK_MAX_CHUNKS, COPYCHUNK_MAX_CHUNK_SIZE, COPYCHUNK_MAX_TOTAL]);
+        let limits = Some([
+            COPYCHUNK_MAX_CHUNKS,
+            COPYCHUNK_MAX_CHUNK_SIZE,
+            COPYCHUNK_MAX_TOTAL,
+        ]);
         let invalid = status::INVALID_PARAMETER;
-        assert_eq!(copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, u32::MAX)]), (invalid, limits));
-        assert_eq!(copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 0)]), (invalid, limits));
+        assert_eq!(
+            copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, u32::MAX)]),
+            (invalid, limits)
+        );
+        assert_eq!(
+            copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 0)]),
+            (invalid, limits)
+        );
         let many = vec![(0, 0, 1); COPYCHUNK_MAX_CHUNKS as usize + 1];
-        assert_eq!(copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &many), (invalid, limits));
+        assert_eq!(
+            copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &many),
+            (invalid, limits)
+        );
         let big = vec![(0, 0, COPYCHUNK_MAX_CHUNK_SIZE); 17];
-        assert_eq!(copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &big), (invalid, limits));
+        assert_eq!(
+            copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &big),
+            (invalid, limits)
+        );
         // A valid request with too small an output buffer, or a truncated one: no body.
         let input = copy_input(&key, &[(0, 0, 4096)]);
-        assert_eq!(ioctl(&mut c, dst, FSCTL_SRV_COPYCHUNK, &input, 11), (invalid, vec![]));
-        assert_eq!(ioctl(&mut c, dst, FSCTL_SRV_COPYCHUNK, &input[..40], 12), (invalid, vec![]));
-        assert_eq!(ioctl(&mut c, dst, FSCTL_SRV_COPYCHUNK, &input[..31], 12), (invalid, vec![]));
-        assert_eq!(std::fs::metadata(kit.path("dst")).unwrap().len(), 0, "nothing copied");
+        assert_eq!(
+            ioctl(&mut c, dst, FSCTL_SRV_COPYCHUNK, &input, 11),
+            (invalid, vec![])
+        );
+        assert_eq!(
+            ioctl(&mut c, dst, FSCTL_SRV_COPYCHUNK, &input[..40], 12),
+            (invalid, vec![])
+        );
+        assert_eq!(
+            ioctl(&mut c, dst, FSCTL_SRV_COPYCHUNK, &input[..31], 12),
+            (invalid, vec![])
+        );
+        assert_eq!(
+            std::fs::metadata(kit.path("dst")).unwrap().len(),
+            0,
+            "nothing copied"
+        );
     }
 
     #[test]
@@ -752,18 +968,38 @@ mod tests {
         ] {
             let src = open(&mut c, "src", access);
             let key = resume_key(&mut c, src);
-            assert_eq!(copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &one).0, want, "source access {access:#x}");
+            assert_eq!(
+                copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &one).0,
+                want,
+                "source access {access:#x}"
+            );
             c.close(src);
         }
         // The target needs WRITE_DATA, and READ_DATA too for COPYCHUNK (not _WRITE).
         let src = open(&mut c, "src", FILE_READ_DATA);
         let key = resume_key(&mut c, src);
-        let no_write = open(&mut c, "dst", FILE_ALL_ACCESS & !(FILE_WRITE_DATA | FILE_APPEND_DATA));
-        assert_eq!(copy(&mut c, no_write, FSCTL_SRV_COPYCHUNK, &key, &one).0, status::ACCESS_DENIED);
-        assert_eq!(copy(&mut c, no_write, FSCTL_SRV_COPYCHUNK_WRITE, &key, &one).0, status::ACCESS_DENIED);
+        let no_write = open(
+            &mut c,
+            "dst",
+            FILE_ALL_ACCESS & !(FILE_WRITE_DATA | FILE_APPEND_DATA),
+        );
+        assert_eq!(
+            copy(&mut c, no_write, FSCTL_SRV_COPYCHUNK, &key, &one).0,
+            status::ACCESS_DENIED
+        );
+        assert_eq!(
+            copy(&mut c, no_write, FSCTL_SRV_COPYCHUNK_WRITE, &key, &one).0,
+            status::ACCESS_DENIED
+        );
         let no_read = open(&mut c, "dst", FILE_ALL_ACCESS & !FILE_READ_DATA);
-        assert_eq!(copy(&mut c, no_read, FSCTL_SRV_COPYCHUNK, &key, &one).0, status::ACCESS_DENIED);
-        assert_eq!(copy(&mut c, no_read, FSCTL_SRV_COPYCHUNK_WRITE, &key, &one).0, status::SUCCESS);
+        assert_eq!(
+            copy(&mut c, no_read, FSCTL_SRV_COPYCHUNK, &key, &one).0,
+            status::ACCESS_DENIED
+        );
+        assert_eq!(
+            copy(&mut c, no_read, FSCTL_SRV_COPYCHUNK_WRITE, &key, &one).0,
+            status::SUCCESS
+        );
     }
 
     #[test]
@@ -775,7 +1011,13 @@ mod tests {
         let dst = open(&mut c, "dst", FILE_ALL_ACCESS);
         let key = resume_key(&mut c, src);
         // Beyond the end of the source: the first chunk is written, the second is not.
-        let (st, rsp) = copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 4096), (4096, 4096, 8192)]);
+        let (st, rsp) = copy(
+            &mut c,
+            dst,
+            FSCTL_SRV_COPYCHUNK,
+            &key,
+            &[(0, 0, 4096), (4096, 4096, 8192)],
+        );
         assert_eq!((st, rsp), (status::INVALID_VIEW_SIZE, Some([1, 0, 4096])));
         assert_eq!(std::fs::read(kit.path("dst")).unwrap(), data[..4096]);
         // Exactly up to the end is fine.
@@ -784,7 +1026,13 @@ mod tests {
         // A lock another open holds on the source range, then on the target range.
         let src2 = open(&mut c, "src", FILE_ALL_ACCESS);
         assert_eq!(lock(&mut c, src2, 4096, 10, LOCK_EXCLUSIVE_NOW), 0);
-        let (st, rsp) = copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 100), (4090, 0, 100)]);
+        let (st, rsp) = copy(
+            &mut c,
+            dst,
+            FSCTL_SRV_COPYCHUNK,
+            &key,
+            &[(0, 0, 100), (4090, 0, 100)],
+        );
         assert_eq!((st, rsp), (status::FILE_LOCK_CONFLICT, Some([1, 0, 100])));
         assert_eq!(lock(&mut c, src2, 4096, 10, UNLOCK), 0);
         let dst2 = open(&mut c, "dst", FILE_ALL_ACCESS);
@@ -792,7 +1040,10 @@ mod tests {
         let (st, rsp) = copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 4096)]);
         assert_eq!((st, rsp), (status::FILE_LOCK_CONFLICT, Some([0, 0, 0])));
         assert_eq!(lock(&mut c, dst2, 0, 4096, UNLOCK), 0);
-        assert_eq!(copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 4096)]).0, status::SUCCESS);
+        assert_eq!(
+            copy(&mut c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 4096)]).0,
+            status::SUCCESS
+        );
     }
 
     #[test]
@@ -806,7 +1057,11 @@ mod tests {
         assert_eq!((st, rsp), (status::SUCCESS, Some([1, 0, 2048])));
         let got = std::fs::read(kit.path("f")).unwrap();
         assert_eq!(got[..2040], data[..2040]);
-        assert_eq!(got[2040..4088], data[..2048], "the source as it was before the copy");
+        assert_eq!(
+            got[2040..4088],
+            data[..2048],
+            "the source as it was before the copy"
+        );
     }
 
     // ---------------------------------------------------------------- sparse files
@@ -817,26 +1072,50 @@ mod tests {
         let mut c = kit.client();
         let f = open(&mut c, "f", FILE_ALL_ACCESS);
         assert!(!is_sparse(&kit, "f"));
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[], 0).0,
+            status::SUCCESS
+        );
         assert!(is_sparse(&kit, "f"), "no buffer means set");
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[], 0).0,
+            status::SUCCESS
+        );
         assert!(is_sparse(&kit, "f"), "and does not toggle");
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[0], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[0], 0).0,
+            status::SUCCESS
+        );
         assert!(!is_sparse(&kit, "f"));
         let mut big = [0u8; 100];
         big[0] = 0xFF;
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &big, 0).0, status::SUCCESS);
-        assert!(is_sparse(&kit, "f"), "a longer buffer counts by its first byte");
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[0; 100], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &big, 0).0,
+            status::SUCCESS
+        );
+        assert!(
+            is_sparse(&kit, "f"),
+            "a longer buffer counts by its first byte"
+        );
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[0; 100], 0).0,
+            status::SUCCESS
+        );
         assert!(!is_sparse(&kit, "f"));
         // The flag is kept across opens and reported by CREATE.
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0,
+            status::SUCCESS
+        );
         c.close(f);
         let again = c.create(&CreateArgs::new("f")).unwrap();
         assert_ne!(again.attributes & FILE_ATTRIBUTE_SPARSE_FILE, 0);
         // Directories cannot be sparse.
         let d = mkdir(&mut c, "d");
-        assert_eq!(ioctl(&mut c, d, FSCTL_SET_SPARSE, &[1], 0).0, status::INVALID_PARAMETER);
+        assert_eq!(
+            ioctl(&mut c, d, FSCTL_SET_SPARSE, &[1], 0).0,
+            status::INVALID_PARAMETER
+        );
     }
 
     #[test]
@@ -852,7 +1131,11 @@ mod tests {
         ] {
             let name = format!("f{access:x}");
             let f = open(&mut c, &name, access);
-            assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0, want, "access {access:#x}");
+            assert_eq!(
+                ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0,
+                want,
+                "access {access:#x}"
+            );
             assert_eq!(is_sparse(&kit, &name), want == status::SUCCESS);
         }
     }
@@ -868,26 +1151,57 @@ mod tests {
         let got = std::fs::read(kit.path("f")).unwrap();
         assert!(got[..K64 as usize].iter().all(|&b| b == 0));
         assert_eq!(got[K64 as usize], (K64 % 251) as u8);
-        assert_eq!(qar(&mut c, f, 0, 4 * K64, 1024), (status::SUCCESS, vec![(0, 4 * K64)]));
+        assert_eq!(
+            qar(&mut c, f, 0, 4 * K64, 1024),
+            (status::SUCCESS, vec![(0, 4 * K64)])
+        );
         // Sparse: the range becomes a hole (on filesystems that punch, which ext4 does).
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0,
+            status::SUCCESS
+        );
         assert_eq!(zero(&mut c, f, K64, 2 * K64), status::SUCCESS);
         assert_eq!(zero(&mut c, f, 3 * K64, 4 * K64), status::SUCCESS);
         let (st, ranges) = qar(&mut c, f, 0, 4 * K64, 1024);
         assert_eq!(st, status::SUCCESS);
-        assert!(!ranges.contains(&(0, 4 * K64)) && !ranges.is_empty(), "{ranges:?}");
-        assert!(ranges.iter().all(|&(o, l)| o + l <= K64 || (o >= 2 * K64 && o + l <= 3 * K64)), "{ranges:?}");
-        assert!(std::fs::read(kit.path("f")).unwrap()[K64 as usize..2 * K64 as usize].iter().all(|&b| b == 0));
+        assert!(
+            !ranges.contains(&(0, 4 * K64)) && !ranges.is_empty(),
+            "{ranges:?}"
+        );
+        assert!(
+            ranges
+                .iter()
+                .all(|&(o, l)| o + l <= K64 || (o >= 2 * K64 && o + l <= 3 * K64)),
+            "{ranges:?}"
+        );
+        assert!(
+            std::fs::read(kit.path("f")).unwrap()[K64 as usize..2 * K64 as usize]
+                .iter()
+                .all(|&b| b == 0)
+        );
         // Not sparse again: the whole range reads as allocated.
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[0], 0).0, status::SUCCESS);
-        assert_eq!(qar(&mut c, f, 0, 4 * K64, 1024), (status::SUCCESS, vec![(0, 4 * K64)]));
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[0], 0).0,
+            status::SUCCESS
+        );
+        assert_eq!(
+            qar(&mut c, f, 0, 4 * K64, 1024),
+            (status::SUCCESS, vec![(0, 4 * K64)])
+        );
         // Past the end of file nothing changes; an inverted range is invalid.
         assert_eq!(zero(&mut c, f, 4 * K64, 5 * K64), status::SUCCESS);
         assert_eq!(std::fs::metadata(kit.path("f")).unwrap().len(), 4 * K64);
         assert_eq!(zero(&mut c, f, 4096, 4095), status::INVALID_PARAMETER);
         assert_eq!(zero(&mut c, f, 4095, 4095), status::SUCCESS);
-        assert_eq!(zero(&mut c, f, u64::MAX, u64::MAX), status::INVALID_PARAMETER, "negative offsets");
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_ZERO_DATA, &[0; 15], 0).0, status::INVALID_PARAMETER);
+        assert_eq!(
+            zero(&mut c, f, u64::MAX, u64::MAX),
+            status::INVALID_PARAMETER,
+            "negative offsets"
+        );
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_ZERO_DATA, &[0; 15], 0).0,
+            status::INVALID_PARAMETER
+        );
         let d = mkdir(&mut c, "d");
         assert_eq!(zero(&mut c, d, 0, 1), status::INVALID_PARAMETER);
     }
@@ -913,10 +1227,17 @@ mod tests {
         std::fs::write(kit.path("f"), [7u8; 8 * KIB]).unwrap();
         assert_eq!(zero(&mut c, f, 0, 4096), status::FILE_LOCK_CONFLICT);
         assert_eq!(zero(&mut c, f, 4000, 5000), status::FILE_LOCK_CONFLICT);
-        assert_eq!(std::fs::read(kit.path("f")).unwrap(), [7u8; 8 * KIB], "nothing zeroed");
+        assert_eq!(
+            std::fs::read(kit.path("f")).unwrap(),
+            [7u8; 8 * KIB],
+            "nothing zeroed"
+        );
         assert_eq!(zero(&mut c, f, 4096, 8192), status::SUCCESS);
         // Querying a locked range is fine.
-        assert_eq!(qar(&mut c, f, 0, 4096, 1024), (status::SUCCESS, vec![(0, 4096)]));
+        assert_eq!(
+            qar(&mut c, f, 0, 4096, 1024),
+            (status::SUCCESS, vec![(0, 4096)])
+        );
     }
 
     #[test]
@@ -929,28 +1250,58 @@ mod tests {
         std::fs::write(kit.path("f"), [1u8; 3 * K64 as usize]).unwrap();
         assert_eq!(qar(&mut c, f, 0, 1024, 0).0, status::BUFFER_TOO_SMALL);
         assert_eq!(qar(&mut c, f, 0, 1024, 15).0, status::BUFFER_TOO_SMALL);
-        assert_eq!(qar(&mut c, f, 0, 1024, 16), (status::SUCCESS, vec![(0, 1024)]));
+        assert_eq!(
+            qar(&mut c, f, 0, 1024, 16),
+            (status::SUCCESS, vec![(0, 1024)])
+        );
         // Clipped to the end of file; nothing at or past it; a zero length asks nothing.
-        assert_eq!(qar(&mut c, f, 1, 3 * K64, 1024), (status::SUCCESS, vec![(1, 3 * K64 - 1)]));
+        assert_eq!(
+            qar(&mut c, f, 1, 3 * K64, 1024),
+            (status::SUCCESS, vec![(1, 3 * K64 - 1)])
+        );
         assert_eq!(qar(&mut c, f, 3 * K64, 10, 1024), (status::SUCCESS, vec![]));
         assert_eq!(qar(&mut c, f, 0, 0, 1024), (status::SUCCESS, vec![]));
         // An oversized input is accepted, a short one is not; neither are negative values
         // or an end beyond i64::MAX.
         let mut twice = range_input(0, 1024);
         twice.extend_from_within(..);
-        assert_eq!(ioctl(&mut c, f, FSCTL_QUERY_ALLOCATED_RANGES, &twice, 1024).0, status::SUCCESS);
-        assert_eq!(ioctl(&mut c, f, FSCTL_QUERY_ALLOCATED_RANGES, &[], 1024).0, status::INVALID_PARAMETER);
-        assert_eq!(qar(&mut c, f, 512, u64::MAX, 1024).0, status::INVALID_PARAMETER);
-        assert_eq!(qar(&mut c, f, i64::MAX as u64, 1, 1024).0, status::INVALID_PARAMETER);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_QUERY_ALLOCATED_RANGES, &twice, 1024).0,
+            status::SUCCESS
+        );
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_QUERY_ALLOCATED_RANGES, &[], 1024).0,
+            status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            qar(&mut c, f, 512, u64::MAX, 1024).0,
+            status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            qar(&mut c, f, i64::MAX as u64, 1, 1024).0,
+            status::INVALID_PARAMETER
+        );
         // Sparse with two data ranges and room for one: BUFFER_OVERFLOW with the first.
-        assert_eq!(ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SET_SPARSE, &[1], 0).0,
+            status::SUCCESS
+        );
         assert_eq!(zero(&mut c, f, K64, 2 * K64), status::SUCCESS);
         let (st, all) = qar(&mut c, f, 0, 3 * K64, 1024);
         assert_eq!(st, status::SUCCESS);
         if all == vec![(0, K64), (2 * K64, K64)] {
-            assert_eq!(qar(&mut c, f, 0, 3 * K64, 16), (status::BUFFER_OVERFLOW, vec![(0, K64)]));
-            assert_eq!(qar(&mut c, f, 0, 3 * K64, 31), (status::BUFFER_OVERFLOW, vec![(0, K64)]));
-            assert_eq!(qar(&mut c, f, K64 - 1, K64 + 2, 1024), (status::SUCCESS, vec![(K64 - 1, 1), (2 * K64, 1)]));
+            assert_eq!(
+                qar(&mut c, f, 0, 3 * K64, 16),
+                (status::BUFFER_OVERFLOW, vec![(0, K64)])
+            );
+            assert_eq!(
+                qar(&mut c, f, 0, 3 * K64, 31),
+                (status::BUFFER_OVERFLOW, vec![(0, K64)])
+            );
+            assert_eq!(
+                qar(&mut c, f, K64 - 1, K64 + 2, 1024),
+                (status::SUCCESS, vec![(K64 - 1, 1), (2 * K64, 1)])
+            );
         } else {
             eprintln!("this filesystem does not punch holes: {all:?}");
         }
@@ -959,6 +1310,61 @@ mod tests {
         assert_eq!(qar(&mut c, ra, 0, 1024, 1024).0, status::ACCESS_DENIED);
         let rd = open(&mut c, "f", FILE_READ_DATA);
         assert_eq!(qar(&mut c, rd, 0, 1024, 1024).0, status::SUCCESS);
+    }
+
+    #[test]
+    fn copies_and_sparse_controls_are_reported_to_change_notify() {
+        let kit = Kit::new();
+        pattern_file(&kit, "src", 4 * KIB);
+        let mut c = kit.client();
+        // A new watcher connection per change: it arms a watch on the share root for size,
+        // write-time and attribute changes; the event comes back as the first message on
+        // its connection, ahead of an ECHO's answer.
+        let watch_then = |c: &mut Client, act: &dyn Fn(&mut Client)| {
+            let mut w = kit.client();
+            let dir = w
+                .create(&CreateArgs {
+                    disposition: 1,
+                    options: 1,
+                    ..CreateArgs::new("")
+                })
+                .expect("open the share root")
+                .fid;
+            let mut b = Vec::new();
+            b.put_u16(32);
+            b.put_u16(0);
+            b.put_u32(4096);
+            dir.put(&mut b);
+            b.put_u32(0x4 | 0x8 | 0x10);
+            b.put_u32(0);
+            assert_eq!(w.request(Command::ChangeNotify, &b).0, status::PENDING);
+            act(c);
+            let (st, body) = w.request(Command::Echo, &[4, 0, 0, 0]);
+            assert_eq!(st, status::SUCCESS, "a change was reported");
+            let info = &body[8..];
+            assert_eq!(
+                u32::from_le_bytes(info[4..8].try_into().unwrap()),
+                3,
+                "FILE_ACTION_MODIFIED"
+            );
+            let name: Vec<u8> = "dst".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+            assert_eq!(info[12..12 + name.len()], name[..]);
+        };
+        let src = open(&mut c, "src", FILE_ALL_ACCESS);
+        let dst = open(&mut c, "dst", FILE_ALL_ACCESS);
+        let key = resume_key(&mut c, src);
+        watch_then(&mut c, &|c: &mut Client| {
+            assert_eq!(
+                copy(c, dst, FSCTL_SRV_COPYCHUNK, &key, &[(0, 0, 4096)]).0,
+                status::SUCCESS
+            );
+        });
+        watch_then(&mut c, &|c: &mut Client| {
+            assert_eq!(ioctl(c, dst, FSCTL_SET_SPARSE, &[1], 0).0, status::SUCCESS);
+        });
+        watch_then(&mut c, &|c: &mut Client| {
+            assert_eq!(zero(c, dst, 0, 100), status::SUCCESS)
+        });
     }
 
     // ---------------------------------------------------------------- the rest
@@ -985,25 +1391,44 @@ mod tests {
             addr("eth0", 4, v6("fe80::1"), true),
             addr("wg0", 5, v4([10, 0, 0, 1]), false),
         ];
-        list.push(Address { up: false, ..addr("eth1", 6, v4([198, 51, 100, 1]), true) });
-        list.push(Address { link_speed: Some(10_000_000_000), rx_queues: 8, ..addr("eth2", 7, v4([203, 0, 113, 9]), true) });
+        list.push(Address {
+            up: false,
+            ..addr("eth1", 6, v4([198, 51, 100, 1]), true)
+        });
+        list.push(Address {
+            link_speed: Some(10_000_000_000),
+            rx_queues: 8,
+            ..addr("eth2", 7, v4([203, 0, 113, 9]), true)
+        });
         let chosen = announced(&list);
         let names: Vec<_> = chosen.iter().map(|a| a.addr).collect();
-        assert_eq!(names, vec![v4([192, 0, 2, 2]), v6("fd00::2"), v4([203, 0, 113, 9])]);
+        assert_eq!(
+            names,
+            vec![v4([192, 0, 2, 2]), v6("fd00::2"), v4([203, 0, 113, 9])]
+        );
         let out = encode_interfaces(&chosen);
         assert_eq!(out.len(), 3 * NET_IFACE_INFO_LEN);
         let u32_at = |o: usize| u32::from_le_bytes(out[o..o + 4].try_into().unwrap());
         let u64_at = |o: usize| u64::from_le_bytes(out[o..o + 8].try_into().unwrap());
         // Entry 0: IPv4, default speed, not RSS.
-        assert_eq!((u32_at(0), u32_at(4), u32_at(8), u64_at(16)), (152, 4, 0, DEFAULT_LINK_SPEED));
+        assert_eq!(
+            (u32_at(0), u32_at(4), u32_at(8), u64_at(16)),
+            (152, 4, 0, DEFAULT_LINK_SPEED)
+        );
         assert_eq!(out[24..32], [2, 0, 0, 0, 192, 0, 2, 2]);
         assert!(out[32..152].iter().all(|&b| b == 0));
         // Entry 1: IPv6 (family 0x17, port, flow info, address, scope id).
         assert_eq!(u32_at(152), 152);
         assert_eq!(out[176..184], [0x17, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(out[184..200], "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        assert_eq!(
+            out[184..200],
+            "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets()
+        );
         // Entry 2: the last, RSS-capable at 10 Gbit/s.
-        assert_eq!((u32_at(304), u32_at(308), u32_at(312), u64_at(320)), (0, 7, RSS_CAPABLE, 10_000_000_000));
+        assert_eq!(
+            (u32_at(304), u32_at(308), u32_at(312), u64_at(320)),
+            (0, 7, RSS_CAPABLE, 10_000_000_000)
+        );
     }
 
     #[test]
@@ -1011,20 +1436,38 @@ mod tests {
         let kit = Kit::new();
         let mut c = kit.client();
         let ctl = FSCTL_QUERY_NETWORK_INTERFACE_INFO;
-        let some_fid = FileId { persistent: i64::MAX as u64, volatile: i64::MAX as u64 };
-        assert_eq!(ioctl(&mut c, some_fid, ctl, &[], 65535).0, status::INVALID_PARAMETER);
-        assert_eq!(ioctl(&mut c, some_fid, ctl, &[], 1).0, status::INVALID_PARAMETER);
-        assert_eq!(ioctl(&mut c, ALL_ONES, ctl, &[1, 2, 3, 4], 65535).0, status::INVALID_PARAMETER);
+        let some_fid = FileId {
+            persistent: i64::MAX as u64,
+            volatile: i64::MAX as u64,
+        };
+        assert_eq!(
+            ioctl(&mut c, some_fid, ctl, &[], 65535).0,
+            status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            ioctl(&mut c, some_fid, ctl, &[], 1).0,
+            status::INVALID_PARAMETER
+        );
+        assert_eq!(
+            ioctl(&mut c, ALL_ONES, ctl, &[1, 2, 3, 4], 65535).0,
+            status::INVALID_PARAMETER
+        );
         let (st, out) = ioctl(&mut c, ALL_ONES, ctl, &[], 65535);
         assert_eq!(st, status::SUCCESS);
         assert_eq!(out.len() % NET_IFACE_INFO_LEN, 0);
         let expected = announced(&duet_hal::net::addresses().unwrap()).len();
         assert_eq!(out.len() / NET_IFACE_INFO_LEN, expected);
         if expected > 0 {
-            assert_eq!(ioctl(&mut c, ALL_ONES, ctl, &[], 1).0, status::BUFFER_TOO_SMALL);
+            assert_eq!(
+                ioctl(&mut c, ALL_ONES, ctl, &[], 1).0,
+                status::BUFFER_TOO_SMALL
+            );
         }
         c.conn.neg.dialect = super::super::DIALECT_210;
-        assert_eq!(ioctl(&mut c, ALL_ONES, ctl, &[], 65535).0, status::NOT_SUPPORTED);
+        assert_eq!(
+            ioctl(&mut c, ALL_ONES, ctl, &[], 65535).0,
+            status::NOT_SUPPORTED
+        );
     }
 
     #[test]
@@ -1032,8 +1475,14 @@ mod tests {
         let kit = Kit::new();
         let mut c = kit.client();
         let f = open(&mut c, "f", FILE_ALL_ACCESS);
-        assert_eq!(ioctl(&mut c, f, FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP, &[200], 0), (status::SUCCESS, vec![]));
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP, &[200], 0),
+            (status::SUCCESS, vec![])
+        );
         c.close(f);
-        assert_eq!(ioctl(&mut c, f, FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP, &[200], 0).0, status::FILE_CLOSED);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP, &[200], 0).0,
+            status::FILE_CLOSED
+        );
     }
 }

@@ -257,6 +257,7 @@ fn wait_for_range(
     lock: ByteLock,
     sequence: Option<LockSequence>,
 ) -> HResult {
+    forget_finished(conn);
     if conn.pending.len() >= conn.server.cfg.max_pending_per_conn {
         return Err(Fail::Status(status::INSUFFICIENT_RESOURCES));
     }
@@ -299,6 +300,22 @@ fn wait_for_range(
         },
     );
     Ok(Reply::Pending { async_id })
+}
+
+/// Drops the connection's pending entries of blocking locks that were granted meanwhile
+/// (`wake` completes them from whichever connection freed the range, which cannot reach
+/// this connection's table), so they count against no limit.
+fn forget_finished(conn: &mut Conn) {
+    let conn_id = conn.id;
+    let Ok(waiters) = conn.server.lock_waiters.lock() else {
+        return;
+    };
+    conn.pending.retain(|id, p| {
+        !matches!(p.kind, PendingKind::Lock { .. })
+            || waiters
+                .iter()
+                .any(|w| w.target.conn_id == conn_id && w.target.async_id == *id)
+    });
 }
 
 /// Retries the waiters of a file after its locks changed, oldest first.
@@ -656,5 +673,154 @@ mod tests {
         assert_eq!(process(&mut t, &K, who(1), &unlock, s12), OK);
         assert_eq!(process(&mut t, &K, who(1), &lock, s12), OK);
         assert_eq!(process(&mut t, &K, who(2), &lock, None), OK);
+    }
+    // End to end through the protocol core: LOCK and IOCTL requests on real opens.
+    mod wire {
+        use super::super::*;
+        use crate::smb::testkit::{CreateArgs, Kit};
+        use crate::wire::{Command, PutLe, HEADER_LEN};
+
+        fn lock_req(fid: FileId, sequence: u32, offset: u64, length: u64, flags: u32) -> Vec<u8> {
+            let mut b = Vec::new();
+            b.put_u16(48);
+            b.put_u16(1);
+            b.put_u32(sequence);
+            fid.put(&mut b);
+            b.put_u64(offset);
+            b.put_u64(length);
+            b.put_u32(flags);
+            b.put_u32(0);
+            b
+        }
+
+        fn resiliency_req(fid: FileId, timeout: u32) -> Vec<u8> {
+            let mut b = Vec::new();
+            b.put_u16(57);
+            b.put_u16(0);
+            b.put_u32(FSCTL_LMR_REQUEST_RESILIENCY);
+            fid.put(&mut b);
+            b.put_u32((HEADER_LEN + 56) as u32); // InputOffset
+            b.put_u32(8); // InputCount
+            b.put_u32(0); // MaxInputResponse
+            b.put_u32(0); // OutputOffset
+            b.put_u32(0); // OutputCount
+            b.put_u32(0); // MaxOutputResponse
+            b.put_u32(1); // Flags: SMB2_0_IOCTL_IS_FSCTL
+            b.put_u32(0); // Reserved2
+            b.put_u32(timeout);
+            b.put_u32(0);
+            b
+        }
+
+        const EXF: u32 = LOCKFLAG_EXCLUSIVE | LOCKFLAG_FAIL_IMMEDIATELY;
+
+        #[test]
+        fn resiliency_turns_on_replay_detection() {
+            let kit = Kit::new();
+            let mut c = kit.client();
+            let f = c.create(&CreateArgs::new("r.txt")).expect("create").fid;
+            let lock = |c: &mut crate::smb::testkit::Client, seq: u32, flags: u32| {
+                c.request(Command::Lock, &lock_req(f, seq, 100, 100, flags))
+                    .0
+            };
+            assert_eq!(lock(&mut c, 0x11, EXF), status::SUCCESS);
+            assert_eq!(lock(&mut c, 0x11, EXF), status::LOCK_NOT_GRANTED);
+            assert_eq!(lock(&mut c, 0x11, LOCKFLAG_UNLOCK), status::SUCCESS);
+            assert_eq!(
+                c.request(Command::Ioctl, &resiliency_req(f, 1000)).0,
+                status::SUCCESS
+            );
+            assert_eq!(lock(&mut c, 0x11, EXF), status::SUCCESS);
+            assert_eq!(lock(&mut c, 0x11, EXF), status::SUCCESS);
+            assert_eq!(lock(&mut c, 0x11, LOCKFLAG_UNLOCK), status::SUCCESS);
+            assert_eq!(lock(&mut c, 0x12, EXF), status::LOCK_NOT_GRANTED);
+            assert_eq!(lock(&mut c, 0x12, LOCKFLAG_UNLOCK), status::SUCCESS);
+            assert_eq!(lock(&mut c, 0x12, LOCKFLAG_UNLOCK), status::SUCCESS);
+            assert_eq!(
+                lock(&mut c, 0x13, LOCKFLAG_UNLOCK),
+                status::RANGE_NOT_LOCKED
+            );
+            // Too long a timeout, a short buffer, and 2.0.2 are refused.
+            assert_eq!(
+                c.request(
+                    Command::Ioctl,
+                    &resiliency_req(f, MAX_RESILIENCY_TIMEOUT_MS + 1)
+                )
+                .0,
+                status::INVALID_PARAMETER
+            );
+            c.conn.neg.dialect = DIALECT_202;
+            assert_eq!(
+                c.request(Command::Ioctl, &resiliency_req(f, 1000)).0,
+                status::INVALID_DEVICE_REQUEST
+            );
+            // In 2.0.2 the sequence field is reserved: no replay detection.
+            assert_eq!(lock(&mut c, 0x11, EXF), status::SUCCESS);
+            assert_eq!(lock(&mut c, 0x11, EXF), status::LOCK_NOT_GRANTED);
+        }
+
+        #[test]
+        fn blocking_lock_waits_until_the_range_frees() {
+            let kit = Kit::new();
+            let (mut a, mut b) = (kit.client(), kit.client());
+            let fa = a.create(&CreateArgs::new("w.txt")).expect("create").fid;
+            let fb = b.create(&CreateArgs::new("w.txt")).expect("create").fid;
+            let ex = LOCKFLAG_EXCLUSIVE;
+            assert_eq!(
+                a.request(Command::Lock, &lock_req(fa, 0, 0, 10, ex)).0,
+                status::SUCCESS
+            );
+            assert_eq!(
+                b.request(Command::Lock, &lock_req(fb, 0, 0, 10, ex)).0,
+                status::PENDING
+            );
+            assert_eq!(b.conn.pending.len(), 1);
+            // The unlock hands the range to the waiter.
+            assert_eq!(
+                a.request(Command::Lock, &lock_req(fa, 0, 0, 10, LOCKFLAG_UNLOCK))
+                    .0,
+                status::SUCCESS
+            );
+            assert_eq!(
+                a.request(Command::Lock, &lock_req(fa, 0, 0, 10, EXF)).0,
+                status::LOCK_NOT_GRANTED
+            );
+            // The granted lock's pending entry goes before the next blocking lock counts.
+            assert_eq!(b.conn.pending.len(), 1);
+            forget_finished(&mut b.conn);
+            assert!(b.conn.pending.is_empty());
+            assert_eq!(
+                a.request(Command::Lock, &lock_req(fa, 0, 0, 10, ex)).0,
+                status::PENDING
+            );
+            assert_eq!(a.conn.pending.len(), 1);
+            forget_finished(&mut a.conn);
+            assert_eq!(a.conn.pending.len(), 1);
+            // The connection that held the ranges goes: its locks go, the waiter gets one.
+            drop(b);
+            assert!(kit.server.lock_waiters.lock().expect("waiters").is_empty());
+            // The first message `a` reads next is that lock's final response (the ECHO's
+            // answer queues behind it).
+            assert_eq!(
+                a.request(Command::Echo, &[4, 0, 0, 0]),
+                (status::SUCCESS, vec![4, 0, 0, 0])
+            );
+            let mut c = kit.client();
+            let fc = c.create(&CreateArgs::new("w.txt")).expect("create").fid;
+            assert_eq!(
+                c.request(Command::Lock, &lock_req(fc, 0, 0, 10, EXF)).0,
+                status::LOCK_NOT_GRANTED
+            );
+            // A waiter whose handle closes ends with RANGE_NOT_LOCKED (sent before the
+            // CLOSE response) and holds nothing.
+            assert_eq!(
+                c.request(Command::Lock, &lock_req(fc, 0, 5, 1, LOCKFLAG_SHARED))
+                    .0,
+                status::PENDING
+            );
+            assert_eq!(c.close(fc), status::RANGE_NOT_LOCKED);
+            assert!(c.conn.pending.is_empty());
+            assert!(kit.server.lock_waiters.lock().expect("waiters").is_empty());
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! a task or sleeps: frames come in as bytes through [`Conn::handle_frame`], responses
 //! leave through an [`Outbox`], and the file system is reached through `duet_hal::fs`.
 
+pub mod acl;
 pub mod create;
 pub mod dir;
 pub mod files;
@@ -406,6 +407,8 @@ pub struct Conn {
     pub preauth_pending: Option<PreauthTarget>,
     /// A LOGOFF whose session goes once its (signed) response is out.
     pub deferred_logoff: Option<u64>,
+    /// The gate of async operations started by the frame being handled.
+    pub frame_gate: Option<Arc<Mutex<Gate>>>,
     /// Signs the next response instead of its session's signer, whatever its status: a
     /// SESSION_SETUP answered for a session of another connection (binding refusals).
     pub response_signer: Option<Arc<Signer>>,
@@ -465,6 +468,7 @@ impl Conn {
             last_tree_id: None,
             preauth_pending: None,
             deferred_logoff: None,
+            frame_gate: None,
             response_signer: None,
             last_response_signer: None,
             encrypted: None,
@@ -746,6 +750,9 @@ impl Conn {
         if !out.is_empty() && !self.send_response(out) {
             return Flow::Close;
         }
+        if let Some(gate) = self.frame_gate.take() {
+            Gate::open(&gate, &self.outbox);
+        }
         if let Some(id) = self.deferred_logoff.take() {
             self.logoff(id);
         }
@@ -997,7 +1004,7 @@ impl Conn {
     }
 
     /// Builds the async-completion target for a request that is going async now.
-    pub fn async_target(&self, req: &Req, async_id: u64) -> AsyncTarget {
+    pub fn async_target(&mut self, req: &Req, async_id: u64) -> AsyncTarget {
         // The final response of a sealed request is sealed too, and then not signed.
         let encryption = self.encrypted.as_ref().map(|(sid, e)| (*sid, e.clone()));
         let signer = self
@@ -1005,7 +1012,9 @@ impl Conn {
             .get(&req.session_id)
             .and_then(|s| s.signer.clone())
             .filter(|_| encryption.is_none());
+        let gate = self.frame_gate.get_or_insert_with(Default::default).clone();
         AsyncTarget {
+            gate,
             outbox: self.outbox.clone(),
             conn_id: self.id,
             async_id,
@@ -1030,6 +1039,34 @@ pub struct AsyncTarget {
     pub signer: Option<Arc<Signer>>,
     /// Seals the response with this session's key instead of signing it.
     pub encryption: Option<(u64, Arc<session::Encryption>)>,
+    /// Holds the final response back until the interim STATUS_PENDING of the same request
+    /// is queued: another connection may complete the operation first.
+    pub gate: Arc<Mutex<Gate>>,
+}
+
+/// Orders an async completion after its interim response (see [`AsyncTarget::gate`]).
+#[derive(Default)]
+pub struct Gate {
+    open: bool,
+    held: Vec<Vec<u8>>,
+}
+
+impl Gate {
+    /// A gate that is already open (for messages with no interim response before them,
+    /// such as oplock break notifications).
+    pub fn opened() -> Arc<Mutex<Gate>> {
+        Arc::new(Mutex::new(Gate { open: true, held: Vec::new() }))
+    }
+
+    /// Opens the gate and sends what it held, in order.
+    fn open(gate: &Mutex<Gate>, outbox: &Outbox) {
+        if let Ok(mut g) = gate.lock() {
+            g.open = true;
+            for m in g.held.drain(..) {
+                outbox.send(m);
+            }
+        }
+    }
 }
 
 impl AsyncTarget {
@@ -1065,7 +1102,12 @@ impl AsyncTarget {
             },
             None => msg,
         };
-        self.outbox.send(msg);
+        match self.gate.lock() {
+            Ok(mut g) if !g.open => g.held.push(msg),
+            _ => {
+                self.outbox.send(msg);
+            }
+        }
     }
 }
 

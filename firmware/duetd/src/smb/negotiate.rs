@@ -171,7 +171,7 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         let mut count = 1u16;
         if let Some(chosen) = cipher_ctx {
             // One cipher, or 0 when none of the client's is ours (3.3.5.4).
-            while (HEADER_LEN + body.len()) % 8 != 0 {
+            while !(HEADER_LEN + body.len()).is_multiple_of(8) {
                 body.push(0);
             }
             body.put_u16(ENCRYPTION_CAPABILITIES);
@@ -182,7 +182,7 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
             count += 1;
         }
         if let Some(alg) = signing.filter(|_| signing_ctx) {
-            while (HEADER_LEN + body.len()) % 8 != 0 {
+            while !(HEADER_LEN + body.len()).is_multiple_of(8) {
                 body.push(0);
             }
             body.put_u16(SIGNING_CAPABILITIES);

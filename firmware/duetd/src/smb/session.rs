@@ -48,6 +48,8 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
     let sec_len = b.u16(14)? as usize;
     let previous_session_id = b.u64(16)?;
     let token = b.buffer(sec_off, sec_len)?;
+    // The response carries the request's SessionId unless a new session is made below.
+    conn.last_session_setup_id = None;
     if flags & SESSION_FLAG_BINDING != 0 {
         return refuse_binding(conn, req);
     }
@@ -279,7 +281,12 @@ fn close_previous(conn: &mut Conn, previous: u64, user: &str) {
         }
         Some(owner) => {
             tracing::info!(peer = %conn.peer, session = previous, conn = owner, "previous session on another connection closed on reconnect");
-            conn.server.post(owner, ConnEvent::Logoff { session_id: previous });
+            conn.server.post(
+                owner,
+                ConnEvent::Logoff {
+                    session_id: previous,
+                },
+            );
         }
         None => {}
     }
@@ -315,10 +322,7 @@ fn refuse_binding(conn: &mut Conn, req: &Req) -> HResult {
         status::NOT_SUPPORTED
     } else if conn.neg.dialect < DIALECT_300 {
         status::REQUEST_NOT_ACCEPTED
-    } else if !signed
-        || global.dialect != conn.neg.dialect
-        || global.cipher != conn.neg.cipher
-    {
+    } else if !signed || global.dialect != conn.neg.dialect || global.cipher != conn.neg.cipher {
         status::INVALID_PARAMETER
     } else {
         status::REQUEST_NOT_ACCEPTED
@@ -368,7 +372,11 @@ fn setup_body(token: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(8 + token.len());
     b.put_u16(9);
     b.put_u16(0);
-    b.put_u16(if token.is_empty() { 0 } else { (HEADER_LEN + 8) as u16 });
+    b.put_u16(if token.is_empty() {
+        0
+    } else {
+        (HEADER_LEN + 8) as u16
+    });
     b.put_u16(token.len() as u16);
     b.extend_from_slice(token);
     if token.is_empty() {
@@ -624,3 +632,7 @@ mod tests {
         assert!(!t.user_locked("carol", 300, &cfg));
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod conn_tests;

@@ -203,6 +203,8 @@ impl Client {
         d.put_u64(0);
         d.put_u32(name.len() as u32);
         d.extend_from_slice(&name);
+        // Clients send at least sizeof(FILE_RENAME_INFORMATION) (MS-FSA 2.1.5.15.11).
+        d.resize(d.len().max(24), 0);
         self.set_info(fid, 1, 10, &d)
     }
 

@@ -18,7 +18,11 @@ pub struct Node {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn board_file() -> PathBuf {
@@ -56,10 +60,19 @@ impl Node {
             .stderr(log)
             .spawn()
             .expect("start duetd");
-        let node = Node { dir, port, share, child };
+        let node = Node {
+            dir,
+            port,
+            share,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "duetd did not listen; log:\n{}", node.log());
+            assert!(
+                Instant::now() < deadline,
+                "duetd did not listen; log:\n{}",
+                node.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         node
@@ -71,7 +84,13 @@ impl Node {
 
     /// Runs smbclient against the share; returns its output.
     pub fn smbclient(&self, extra: &[&str], commands: &str) -> Output {
-        smbclient_cmd(self.port, &format!("{USER}%{PASSWORD}"), "//127.0.0.1/share", extra, Some(commands))
+        smbclient_cmd(
+            self.port,
+            &format!("{USER}%{PASSWORD}"),
+            "//127.0.0.1/share",
+            extra,
+            Some(commands),
+        )
     }
 
     pub fn alive(&mut self) -> bool {
@@ -79,7 +98,13 @@ impl Node {
     }
 }
 
-pub fn smbclient_cmd(port: u16, creds: &str, service: &str, extra: &[&str], commands: Option<&str>) -> Output {
+pub fn smbclient_cmd(
+    port: u16,
+    creds: &str,
+    service: &str,
+    extra: &[&str],
+    commands: Option<&str>,
+) -> Output {
     let mut c = Command::new("smbclient");
     c.arg(service)
         .args(["-p", &port.to_string(), "-U", creds])
@@ -88,9 +113,9 @@ pub fn smbclient_cmd(port: u16, creds: &str, service: &str, extra: &[&str], comm
     if let Some(cmds) = commands {
         c.args(["-c", cmds]);
     }
-    c.stdin(Stdio::null())
-        .output()
-        .expect("smbclient must be installed (apt-get install smbclient); README's test command does it")
+    c.stdin(Stdio::null()).output().expect(
+        "smbclient must be installed (apt-get install smbclient); README's test command does it",
+    )
 }
 
 impl Drop for Node {
@@ -101,5 +126,9 @@ impl Drop for Node {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
