@@ -49,12 +49,16 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::with_capacity(256 * 1024, wr);
         while let Some(msg) = rx.recv().await {
-            if w.write_all(&framing::encode_len(msg.len())).await.is_err() || w.write_all(&msg).await.is_err() {
+            if w.write_all(&framing::encode_len(msg.len())).await.is_err()
+                || w.write_all(&msg).await.is_err()
+            {
                 return;
             }
             // Coalesce what is already queued, then flush.
             while let Ok(msg) = rx.try_recv() {
-                if w.write_all(&framing::encode_len(msg.len())).await.is_err() || w.write_all(&msg).await.is_err() {
+                if w.write_all(&framing::encode_len(msg.len())).await.is_err()
+                    || w.write_all(&msg).await.is_err()
+                {
                     return;
                 }
             }
@@ -94,7 +98,7 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
             tracing::warn!(%peer, "not a direct-TCP SMB frame; closing");
             break;
         };
-        if len > framing::MAX_MESSAGE || len < 4 {
+        if !(4..=framing::MAX_MESSAGE).contains(&len) {
             tracing::warn!(%peer, len, "message size out of bounds; closing");
             break;
         }
@@ -113,7 +117,10 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     tokio::task::block_in_place(|| conn.teardown());
     drop(conn);
     // Async completions held elsewhere keep a sender alive; do not wait on them forever.
-    if tokio::time::timeout(std::time::Duration::from_secs(5), writer).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+        .await
+        .is_err()
+    {
         tracing::debug!(%peer, "writer still busy at close");
     }
     tracing::debug!(%peer, "connection closed");

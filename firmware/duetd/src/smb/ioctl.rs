@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use duet_fscc::consts::*;
 use duet_hal::fs::{FsError, Handle};
@@ -465,7 +465,7 @@ fn encode_interfaces(addrs: &[&duet_hal::net::Address]) -> Vec<u8> {
 /// A resume key handed out by FSCTL_SRV_REQUEST_RESUME_KEY: 24 random bytes naming one
 /// open anywhere on the server (MS-SMB2 3.3.5.15.6 finds the source in the global open
 /// table), so a copy may read from an open of another connection of the same user.
-struct ResumeEntry {
+pub struct ResumeEntry {
     /// The server the open belongs to (several servers can share a process in tests).
     server: usize,
     owner: OpenRef,
@@ -475,9 +475,10 @@ struct ResumeEntry {
     user: String,
 }
 
-/// Resume keys of every server in the process. Entries of closed opens stop resolving at
-/// once (the open is gone from the file table) and are dropped on the next insertion.
-static RESUME_KEYS: Mutex<Option<HashMap<[u8; 24], ResumeEntry>>> = Mutex::new(None);
+/// Resume keys of one server (kept in `Server::resume_keys`). Entries of closed opens stop
+/// resolving at once (the open is gone from the file table) and are dropped on the next
+/// insertion.
+pub type ResumeKeys = HashMap<[u8; 24], ResumeEntry>;
 
 fn server_tag(conn: &Conn) -> usize {
     Arc::as_ptr(&conn.server) as usize
@@ -507,10 +508,11 @@ fn resume_key_for(conn: &Conn, vol: u64) -> Result<[u8; 24], Fail> {
         volatile: vol,
     };
     let server = server_tag(conn);
-    let mut guard = RESUME_KEYS
+    let mut keys = conn
+        .server
+        .resume_keys
         .lock()
         .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
-    let keys = guard.get_or_insert_with(HashMap::new);
     if let Some((k, _)) = keys.iter().find(|(_, e)| {
         e.server == server && e.owner == owner && Weak::ptr_eq(&e.handle, &Arc::downgrade(handle))
     }) {
@@ -543,8 +545,8 @@ struct Source {
 }
 
 fn resolve_resume_key(conn: &Conn, key: &[u8]) -> Option<Source> {
-    let guard = RESUME_KEYS.lock().ok()?;
-    let e = guard.as_ref()?.get(key)?;
+    let keys = conn.server.resume_keys.lock().ok()?;
+    let e = keys.get(key)?;
     if e.server != server_tag(conn) {
         return None;
     }

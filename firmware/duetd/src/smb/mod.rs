@@ -78,6 +78,8 @@ pub struct Server {
     pub notify: Mutex<notify::NotifyTable>,
     pub throttle: Mutex<session::Throttle>,
     pub lock_waiters: Mutex<Vec<lock::Waiter>>,
+    /// Server-side copy resume keys (FSCTL_SRV_REQUEST_RESUME_KEY).
+    pub resume_keys: Mutex<ioctl::ResumeKeys>,
     pub roots: Mutex<HashMap<std::path::PathBuf, Arc<duet_hal::fs::ShareRoot>>>,
     /// Every valid session by SessionId (MS-SMB2 GlobalSessionTable).
     pub sessions: Mutex<session::Registry>,
@@ -100,6 +102,7 @@ impl Server {
             notify: Mutex::new(notify::NotifyTable::default()),
             throttle: Mutex::new(session::Throttle::default()),
             lock_waiters: Mutex::new(Vec::new()),
+            resume_keys: Mutex::new(Default::default()),
             roots: Mutex::new(HashMap::new()),
             sessions: Mutex::new(session::Registry::default()),
             mailboxes: Mutex::new(HashMap::new()),
@@ -556,7 +559,7 @@ impl Conn {
             };
             let next = hdr.next_command() as usize;
             let msg_len = if next == 0 { rest.len() } else { next };
-            if msg_len < HEADER_LEN || msg_len > rest.len() || (next != 0 && next % 8 != 0) {
+            if msg_len < HEADER_LEN || msg_len > rest.len() || (next != 0 && !next.is_multiple_of(8)) {
                 tracing::warn!(peer = %self.peer, "bad NextCommand; closing connection");
                 return Flow::Close;
             }

@@ -86,7 +86,11 @@ fn encode(changes: &[(u32, String)], max: usize) -> Option<Vec<u8>> {
 fn notify_body(data: &[u8]) -> Vec<u8> {
     let mut body = Vec::with_capacity(8 + data.len() + 1);
     body.put_u16(9);
-    body.put_u16(if data.is_empty() { 0 } else { (HEADER_LEN + 8) as u16 });
+    body.put_u16(if data.is_empty() {
+        0
+    } else {
+        (HEADER_LEN + 8) as u16
+    });
     body.put_u32(data.len() as u32);
     body.extend_from_slice(data);
     if data.is_empty() {
@@ -121,7 +125,10 @@ pub fn handle_change_notify(conn: &mut Conn, req: &Req) -> HResult {
     let fid = FileId::parse(&b, 8)?;
     let filter = b.u32(24)?;
     let vol = lookup_fid(conn, req, fid)?;
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     if !open.is_dir {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
@@ -131,7 +138,10 @@ pub fn handle_change_notify(conn: &mut Conn, req: &Req) -> HResult {
     if out_len > super::negotiate::MAX_IO as usize {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
-    let root = open.root.clone().ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+    let root = open
+        .root
+        .clone()
+        .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
     let dir = open.path.clone();
     if conn.pending.len() >= conn.server.cfg.max_pending_per_conn {
         tracing::warn!(peer = %conn.peer, "pending operation limit reached");
@@ -140,8 +150,16 @@ pub fn handle_change_notify(conn: &mut Conn, req: &Req) -> HResult {
     let async_id = conn.server.new_id();
     let target = conn.async_target(req, async_id);
     let conn_id = conn.id;
-    let mut table = conn.server.notify.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
-    let idx = match table.watches.iter().position(|w| w.conn_id == conn_id && w.volatile == vol) {
+    let mut table = conn
+        .server
+        .notify
+        .lock()
+        .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+    let idx = match table
+        .watches
+        .iter()
+        .position(|w| w.conn_id == conn_id && w.volatile == vol)
+    {
         Some(i) => i,
         None => {
             table.watches.push(Watch {
@@ -170,19 +188,30 @@ pub fn handle_change_notify(conn: &mut Conn, req: &Req) -> HResult {
     w.max_output = out_len;
     if !w.buffered.is_empty() || w.overflow {
         // Changes arrived since the last request: answer at once.
-        let data = if w.overflow { None } else { encode(&w.buffered, out_len) };
+        let data = if w.overflow {
+            None
+        } else {
+            encode(&w.buffered, out_len)
+        };
         w.buffered.clear();
         w.overflow = false;
         return match data {
             Some(d) => Ok(Reply::ok(notify_body(&d))),
-            None => Ok(Reply::Body { status: status::NOTIFY_ENUM_DIR, body: notify_body(&[]) }),
+            None => Ok(Reply::Body {
+                status: status::NOTIFY_ENUM_DIR,
+                body: notify_body(&[]),
+            }),
         };
     }
     w.pending = Some(target);
     drop(table);
     conn.pending.insert(
         async_id,
-        Pending { message_id: req.message_id, session_id: req.session_id, kind: PendingKind::Notify { volatile: vol } },
+        Pending {
+            message_id: req.message_id,
+            session_id: req.session_id,
+            kind: PendingKind::Notify { volatile: vol },
+        },
     );
     tracing::debug!(peer = %conn.peer, async_id, "CHANGE_NOTIFY pending");
     Ok(Reply::Pending { async_id })
@@ -199,7 +228,9 @@ pub fn report(conn: &Conn, root: &Arc<ShareRoot>, path: &str, action: u32, is_di
     let rid = root_id(root);
     let (parent, _) = path.rsplit_once('/').unwrap_or(("", path));
     let class_filter = match action {
-        FILE_ACTION_MODIFIED => FILE_NOTIFY_CHANGE_ATTRIBUTES | FILE_NOTIFY_CHANGE_SIZE | FILE_NOTIFY_CHANGE_LAST_WRITE,
+        FILE_ACTION_MODIFIED => {
+            FILE_NOTIFY_CHANGE_ATTRIBUTES | FILE_NOTIFY_CHANGE_SIZE | FILE_NOTIFY_CHANGE_LAST_WRITE
+        }
         _ if is_dir => FILE_NOTIFY_CHANGE_DIR_NAME,
         _ => FILE_NOTIFY_CHANGE_FILE_NAME,
     };
@@ -212,9 +243,7 @@ pub fn report(conn: &Conn, root: &Arc<ShareRoot>, path: &str, action: u32, is_di
                 continue;
             }
             path.to_string()
-        } else if parent == w.dir {
-            path[w.dir.len() + 1..].to_string()
-        } else if w.recursive && parent.starts_with(&format!("{}/", w.dir)) {
+        } else if parent == w.dir || (w.recursive && parent.starts_with(&format!("{}/", w.dir))) {
             path[w.dir.len() + 1..].to_string()
         } else {
             continue;
@@ -271,7 +300,8 @@ pub fn close_handle(conn: &mut Conn, vol: u64) {
             }
         });
     }
-    conn.pending.retain(|_, p| p.kind != PendingKind::Notify { volatile: vol });
+    conn.pending
+        .retain(|_, p| p.kind != PendingKind::Notify { volatile: vol });
 }
 
 #[cfg(test)]
@@ -280,10 +310,20 @@ mod tests {
 
     #[test]
     fn notify_information_layout() {
-        let d = encode(&[(FILE_ACTION_ADDED, "a".into()), (FILE_ACTION_REMOVED, "bc".into())], 1000).unwrap();
+        let d = encode(
+            &[
+                (FILE_ACTION_ADDED, "a".into()),
+                (FILE_ACTION_REMOVED, "bc".into()),
+            ],
+            1000,
+        )
+        .unwrap();
         // First entry: 12 + 2 bytes, padded to 16.
         assert_eq!(u32::from_le_bytes(d[0..4].try_into().unwrap()), 16);
-        assert_eq!(u32::from_le_bytes(d[4..8].try_into().unwrap()), FILE_ACTION_ADDED);
+        assert_eq!(
+            u32::from_le_bytes(d[4..8].try_into().unwrap()),
+            FILE_ACTION_ADDED
+        );
         assert_eq!(u32::from_le_bytes(d[8..12].try_into().unwrap()), 2);
         assert_eq!(u32::from_le_bytes(d[16..20].try_into().unwrap()), 0);
         assert_eq!(d.len(), 16 + 12 + 4);

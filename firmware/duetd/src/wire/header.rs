@@ -239,12 +239,21 @@ mod tests {
 
     #[test]
     fn rejects_short_and_foreign() {
-        assert_eq!(Header::new_checked(&[0u8; 10][..]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Header::new_checked(&[0u8; 10][..]).unwrap_err(),
+            WireError::Truncated
+        );
         let mut b = [0u8; 64];
         b[0..4].copy_from_slice(&SMB1_PROTOCOL_ID);
-        assert_eq!(Header::new_checked(&b[..]).unwrap_err(), WireError::BadProtocolId);
+        assert_eq!(
+            Header::new_checked(&b[..]).unwrap_err(),
+            WireError::BadProtocolId
+        );
         b[0..4].copy_from_slice(&PROTOCOL_ID);
-        assert_eq!(Header::new_checked(&b[..]).unwrap_err(), WireError::BadStructureSize);
+        assert_eq!(
+            Header::new_checked(&b[..]).unwrap_err(),
+            WireError::BadStructureSize
+        );
     }
 
     #[test]

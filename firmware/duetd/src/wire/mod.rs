@@ -98,7 +98,7 @@ pub fn le_u64(b: &[u8], off: usize) -> Result<u64, WireError> {
 
 /// Decodes UTF-16LE (odd length or unpaired surrogate -> BadString).
 pub fn utf16le(b: &[u8]) -> Result<String, WireError> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(WireError::BadString);
     }
     let units = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
@@ -138,7 +138,7 @@ impl PutLe for Vec<u8> {
         self.extend_from_slice(&v.to_le_bytes())
     }
     fn pad_to(&mut self, align: usize) {
-        while self.len() % align != 0 {
+        while !self.len().is_multiple_of(align) {
             self.push(0)
         }
     }
@@ -195,7 +195,10 @@ mod tests {
 
     #[test]
     fn framing() {
-        assert_eq!(framing::decode_len(framing::encode_len(0x12_3456)), Some(0x12_3456));
+        assert_eq!(
+            framing::decode_len(framing::encode_len(0x12_3456)),
+            Some(0x12_3456)
+        );
         assert_eq!(framing::decode_len([0x85, 0, 0, 0]), None);
     }
 }
