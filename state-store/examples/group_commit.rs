@@ -116,12 +116,12 @@ fn print(label: &str, threads: u64, r: &Run) {
     let latency_ms = threads as f64 * r.secs * 1000.0 / r.ops.max(1) as f64;
     match r.transactions {
         Some(tx) => println!(
-            "{label:<30} {threads:>3} threads  {ops_s:>9.0} changes/s  {:>7.0} tx/s  {:>5.1} changes/tx  {latency_ms:>6.2} ms/call",
+            "{label:<30} {threads:>3} concurrent  {ops_s:>9.0} changes/s  {:>7.0} tx/s  {:>5.1} changes/tx  {latency_ms:>6.2} ms/call",
             tx as f64 / r.secs,
             r.ops as f64 / tx.max(1) as f64
         ),
         None => println!(
-            "{label:<30} {threads:>3} threads  {ops_s:>9.0} changes/s  {:>7.0} tx/s  {:>5.1} changes/tx  {latency_ms:>6.2} ms/call",
+            "{label:<30} {threads:>3} concurrent  {ops_s:>9.0} changes/s  {:>7.0} tx/s  {:>5.1} changes/tx  {latency_ms:>6.2} ms/call",
             ops_s, 1.0
         ),
     }
@@ -158,7 +158,7 @@ fn main() {
         let s = Arc::clone(&store);
         let mut r = run_threads(threads, secs, move |t, n| {
             let id = (t << 40) | (n / 2);
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 s.put_durable_open(&durable_open(id)).unwrap();
             } else {
                 s.remove_durable_open(id).unwrap().unwrap();
@@ -179,7 +179,7 @@ fn main() {
         let mut n = 0u64;
         while Instant::now() < deadline {
             let id = n / 2;
-            let change = if n % 2 == 0 {
+            let change = if n.is_multiple_of(2) {
                 duet_state::ChangeKind::DurableOpenPut {
                     open: Box::new(durable_open(id)),
                 }
@@ -202,7 +202,7 @@ fn main() {
             secs: start.elapsed().as_secs_f64(),
             transactions: Some(store.commit_stats().transactions),
         };
-        print(&format!("1 caller, {depth:>2} tickets in flight"), 1, &r);
+        print("1 caller, tickets in flight", depth, &r);
     }
     for &threads in &counts {
         let dir = tmp.path().join(format!("own-{threads}"));

@@ -1291,7 +1291,10 @@ mod tests {
         assert!(names_file(&err, tmp.path()), "{err}");
         let err = store.durable_open(3).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
-        assert!(err.to_string().contains("durable_opens record \"3\""), "{err}");
+        assert!(
+            err.to_string().contains("durable_opens record \"3\""),
+            "{err}"
+        );
         // Neither listing, nor the scavenger, nor a snapshot skips them silently.
         assert!(store.list_durable_opens().is_err());
         assert!(store.durable_opens_disconnected().is_err());

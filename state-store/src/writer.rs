@@ -151,7 +151,7 @@ impl Ticket {
     /// sequence number (or why it was not committed).
     pub fn wait(self) -> Result<u64, StoreError> {
         match self.slot.wait()? {
-            Outcome::Seqs(seqs) => seqs.last().copied().ok_or_else(|| unreachable_outcome()),
+            Outcome::Seqs(seqs) => seqs.last().copied().ok_or_else(unreachable_outcome),
             Outcome::Opens(_) => Err(unreachable_outcome()),
         }
     }

@@ -127,7 +127,10 @@ fn committed_changes_survive_kill_9() {
     };
     let last = store.last_seq().unwrap();
     let max_reported = *reported.keys().last().unwrap();
-    assert!(last >= max_reported, "last_seq {last} < reported {max_reported}");
+    assert!(
+        last >= max_reported,
+        "last_seq {last} < reported {max_reported}"
+    );
     let feed: BTreeMap<u64, ChangeKind> = store
         .changes_since(0, usize::MAX)
         .unwrap()

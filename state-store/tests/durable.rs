@@ -178,7 +178,10 @@ fn disconnected_opens_expire() {
         store.put_durable_open(&o).unwrap();
     }
     let ids = |v: Vec<DurableOpen>| v.into_iter().map(|o| o.persistent_id).collect::<Vec<_>>();
-    assert_eq!(ids(store.durable_opens_disconnected().unwrap()), [2, 3, 4, 5]);
+    assert_eq!(
+        ids(store.durable_opens_disconnected().unwrap()),
+        [2, 3, 4, 5]
+    );
     assert_eq!(durable_open(1).expires_at_ms(), None);
 
     // Nothing has run out before t0.
@@ -293,7 +296,8 @@ fn client_connections_put_get_list_remove() {
 fn invalid_records_are_refused_and_commit_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open_store(tmp.path());
-    let bad_opens: Vec<(&str, Box<dyn Fn(&mut DurableOpen)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut DurableOpen)>;
+    let bad_opens: Vec<(&str, Spoil)> = vec![
         ("owner SID", Box::new(|o| o.owner_sid = "alice".into())),
         ("owner user name", Box::new(|o| o.owner_user.clear())),
         ("share name", Box::new(|o| o.share = "a/b".into())),
@@ -495,9 +499,9 @@ fn group_commit_many_threads() {
                     let seq = store.put_durable_open(&open).unwrap();
                     log.push((seq, ChangeKind::DurableOpenPut { open: open.into() }));
                     // Remove every third one again, some through a ticket.
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         let change = ChangeKind::DurableOpenRemoved { persistent_id: id };
-                        let seq = if i % 2 == 0 {
+                        let seq = if i.is_multiple_of(2) {
                             store.submit(&change).unwrap()
                         } else {
                             store.submit_nowait(&change).wait().unwrap()
@@ -515,13 +519,19 @@ fn group_commit_many_threads() {
         // Strictly increasing within a thread.
         assert!(log.windows(2).all(|w| w[0].0 < w[1].0));
         for (seq, kind) in log {
-            assert!(all.insert(seq, kind).is_none(), "seq {seq} handed out twice");
+            assert!(
+                all.insert(seq, kind).is_none(),
+                "seq {seq} handed out twice"
+            );
         }
     }
     let total = THREADS * (PER_THREAD + PER_THREAD.div_ceil(3));
     assert_eq!(all.len() as u64, total);
     // No gaps: 1..=total, exactly the last sequence number.
-    assert_eq!(all.keys().copied().collect::<Vec<_>>(), (1..=total).collect::<Vec<_>>());
+    assert_eq!(
+        all.keys().copied().collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
     let stats = store.commit_stats();
     eprintln!(
         "{} operations in {} transactions ({:.1} per transaction)",
@@ -549,7 +559,7 @@ fn group_commit_many_threads() {
     let expect: HashSet<u64> = (0..THREADS)
         .flat_map(|t| {
             (0..PER_THREAD)
-                .filter(|i| i % 3 != 0)
+                .filter(|i| !i.is_multiple_of(3))
                 .map(move |i| (t << 32) | i)
         })
         .collect();
@@ -598,13 +608,13 @@ fn populate(store: &Store, round: u64) {
             name: format!("share{round}"),
             path: PathBuf::from(format!("/srv/s{round}")),
             comment: String::new(),
-            read_only: round % 2 == 0,
+            read_only: round.is_multiple_of(2),
         })
         .unwrap();
     store.set_setting("round", &round.to_string()).unwrap();
     for i in 0..5 {
         let mut o = durable_open(round * 10 + i);
-        o.disconnected_at_ms = (i % 2 == 0).then_some(1000 * round);
+        o.disconnected_at_ms = i.is_multiple_of(2).then_some(1000 * round);
         o.timeout_ms = 500;
         store.put_durable_open(&o).unwrap();
     }
@@ -662,7 +672,10 @@ fn snapshot_then_tail_reproduces_the_tables() {
         primary.list_durable_opens().unwrap()
     );
     assert_eq!(mirror.list_users().unwrap(), primary.list_users().unwrap());
-    assert_eq!(mirror.user_nt_hash("user3").unwrap(), Some(duet_state::nt_hash("new")));
+    assert_eq!(
+        mirror.user_nt_hash("user3").unwrap(),
+        Some(duet_state::nt_hash("new"))
+    );
     // And from an empty store, after a reopen of both.
     drop(mirror);
     let fresh = open_store(&tmp.path().join("fresh"));
@@ -671,7 +684,10 @@ fn snapshot_then_tail_reproduces_the_tables() {
         fresh.apply_change(&c).unwrap();
     }
     drop(fresh);
-    assert_eq!(open_store(&tmp.path().join("fresh")).snapshot().unwrap(), want);
+    assert_eq!(
+        open_store(&tmp.path().join("fresh")).snapshot().unwrap(),
+        want
+    );
 }
 
 #[test]
@@ -716,7 +732,10 @@ fn pruning_the_feed() {
     assert_eq!(store.prune_changes_before(3).unwrap(), 0);
     // Reading from the first kept change on works; before it is an error naming the file.
     let seqs = |v: Vec<Change>| v.into_iter().map(|c| c.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(store.changes_since(4, 100).unwrap()), (5..=10).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(store.changes_since(4, 100).unwrap()),
+        (5..=10).collect::<Vec<_>>()
+    );
     let err = store.changes_since(3, 100).unwrap_err();
     match &err {
         StoreError::ChangesPruned {
