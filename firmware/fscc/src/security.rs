@@ -662,7 +662,12 @@ mod tests {
             group: Some(sid("S-1-5-32-545")),
             sacl: None,
             dacl: Some(Acl::new(vec![
-                Ace::new(ACCESS_DENIED_ACE_TYPE, 0, FILE_WRITE_DATA_BIT, sid("S-1-1-0")),
+                Ace::new(
+                    ACCESS_DENIED_ACE_TYPE,
+                    0,
+                    FILE_WRITE_DATA_BIT,
+                    sid("S-1-1-0"),
+                ),
                 Ace::new(
                     ACCESS_ALLOWED_ACE_TYPE,
                     OBJECT_INHERIT_ACE | INHERIT_ONLY_ACE,
@@ -734,7 +739,10 @@ mod tests {
         assert_eq!(s.control, SE_SELF_RELATIVE);
         assert!(s.owner.is_some() && s.group.is_none() && s.dacl.is_none());
         let s = sd.select(DACL_SECURITY_INFORMATION);
-        assert_eq!(s.control, SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED);
+        assert_eq!(
+            s.control,
+            SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED
+        );
         assert!(s.owner.is_none() && s.group.is_none() && s.dacl.is_some());
         let s = sd.select(GROUP_SECURITY_INFORMATION | SACL_SECURITY_INFORMATION);
         assert!(s.group.is_some() && s.owner.is_none() && s.dacl.is_none());
@@ -766,6 +774,12 @@ mod tests {
         acl[2..4].copy_from_slice(&n.to_le_bytes());
         let a = Acl::from_bytes(&acl).unwrap();
         assert_eq!(a.aces[0].object.len(), 20);
+        assert_eq!(
+            Acl::new(a.aces.clone()).revision,
+            4,
+            "object ACEs: ACL_REVISION_DS"
+        );
+        assert_eq!(Acl::new(a.aces[1..].to_vec()).revision, ACL_REVISION);
         assert_eq!(a.aces[0].sid, Sid::everyone());
         assert!(a.aces[0].is_object_ace());
         assert_eq!(a.aces[1].tail, b"artx");
@@ -806,7 +820,13 @@ mod tests {
         b.extend_from_slice(&[0; 8]);
         let size = rd_u16(&b, d + 2).unwrap() + 8;
         b[d + 2..d + 4].copy_from_slice(&size.to_le_bytes());
-        assert_eq!(SecurityDescriptor::from_bytes(&b).unwrap().to_bytes().unwrap(), good);
+        assert_eq!(
+            SecurityDescriptor::from_bytes(&b)
+                .unwrap()
+                .to_bytes()
+                .unwrap(),
+            good
+        );
     }
 
     #[test]

@@ -42,7 +42,9 @@ fn read(fd: BorrowedFd<'_>) -> Result<Option<Vec<u8>>, FsError> {
             Err(e) => return Err(FsError::from_errno(e)),
         };
         if len > SD_MAX {
-            return Err(FsError::InvalidParameter("stored security descriptor too large"));
+            return Err(FsError::InvalidParameter(
+                "stored security descriptor too large",
+            ));
         }
         let mut buf = vec![0u8; len];
         match sys::fgetxattr(fd, XATTR_NAME, &mut buf) {
@@ -132,7 +134,11 @@ mod tests {
             read: true,
             write: !dir,
             disposition: Disposition::Create,
-            kind: if dir { Kind::Directory } else { Kind::NonDirectory },
+            kind: if dir {
+                Kind::Directory
+            } else {
+                Kind::NonDirectory
+            },
             attributes_on_create: 0,
             mode: if dir { 0o755 } else { 0o644 },
         };
@@ -167,8 +173,7 @@ mod tests {
         }
         let h = create(&root, "f", false);
         h.set_security_descriptor(&[1, 2, 3, 4]).unwrap();
-        let r: Result<(), FsError> =
-            h.update_security_descriptor(|_| Err(FsError::AccessDenied));
+        let r: Result<(), FsError> = h.update_security_descriptor(|_| Err(FsError::AccessDenied));
         assert_eq!(r, Err(FsError::AccessDenied));
         assert_eq!(
             h.set_security_descriptor(&[]),
@@ -206,7 +211,10 @@ mod tests {
         let _f = create(&root, "d/f", false);
         assert_eq!(root.dir_security_descriptor("d").unwrap(), None);
         d.set_security_descriptor(&[5; 40]).unwrap();
-        assert_eq!(root.dir_security_descriptor("d").unwrap(), Some(vec![5; 40]));
+        assert_eq!(
+            root.dir_security_descriptor("d").unwrap(),
+            Some(vec![5; 40])
+        );
         assert_eq!(root.dir_security_descriptor("").unwrap(), None);
         assert_eq!(
             root.dir_security_descriptor("d/f"),

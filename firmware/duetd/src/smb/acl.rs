@@ -34,10 +34,14 @@
 use std::cell::OnceCell;
 
 use duet_fscc::consts::*;
-use duet_fscc::{Ace, Acl, SecurityDescriptor, Sid, SE_DACL_AUTO_INHERIT_REQ, SE_SACL_AUTO_INHERIT_REQ};
+use duet_fscc::{
+    Ace, Acl, SecurityDescriptor, Sid, SE_DACL_AUTO_INHERIT_REQ, SE_SACL_AUTO_INHERIT_REQ,
+};
 use duet_hal::fs::{FsError, Handle, ShareRoot};
 
-use super::create::{fs_status, FILE_DELETE_ON_CLOSE, FILE_OPEN, FILE_OVERWRITE, FILE_OVERWRITE_IF, FILE_SUPERSEDE};
+use super::create::{
+    fs_status, FILE_DELETE_ON_CLOSE, FILE_OPEN, FILE_OVERWRITE, FILE_OVERWRITE_IF, FILE_SUPERSEDE,
+};
 use super::{Conn, Fail};
 use crate::wire::status;
 
@@ -51,11 +55,14 @@ pub const INVALID_SECURITY_DESCR: u32 = 0xC000_0079;
 /// The rights a DACL can grant on a file or directory.
 const VALID_RIGHTS: u32 = FILE_ALL_ACCESS;
 /// The security information parts this server handles.
-const KNOWN_PARTS: u32 =
-    OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION | SACL_SECURITY_INFORMATION;
+const KNOWN_PARTS: u32 = OWNER_SECURITY_INFORMATION
+    | GROUP_SECURITY_INFORMATION
+    | DACL_SECURITY_INFORMATION
+    | SACL_SECURITY_INFORMATION;
 /// Deny ACE types: ACCESS_DENIED, its object, callback and callback-object forms.
 const DENY_TYPES: [u8; 4] = [ACCESS_DENIED_ACE_TYPE, 0x06, 0x0A, 0x0C];
-const INHERIT_FLAGS: u8 = OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE | NO_PROPAGATE_INHERIT_ACE | INHERIT_ONLY_ACE;
+const INHERIT_FLAGS: u8 =
+    OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE | NO_PROPAGATE_INHERIT_ACE | INHERIT_ONLY_ACE;
 
 fn well_known(authority: u64, subs: &[u32]) -> Sid {
     Sid::new(authority, subs).unwrap_or_else(|_| Sid::everyone())
@@ -96,12 +103,19 @@ pub struct Token {
 impl Token {
     /// The token of a user with SID `user`.
     pub fn new(user: Sid) -> Token {
-        Token { user, groups: vec![Sid::everyone(), authenticated_users(), builtin_users()] }
+        Token {
+            user,
+            groups: vec![Sid::everyone(), authenticated_users(), builtin_users()],
+        }
     }
 
     /// The token of the session `session_id` (its user mapped by `info::user_sid`).
     pub fn of_session(conn: &Conn, session_id: u64) -> Token {
-        let user = conn.sessions.get(&session_id).map(|s| s.user.as_str()).unwrap_or_default();
+        let user = conn
+            .sessions
+            .get(&session_id)
+            .map(|s| s.user.as_str())
+            .unwrap_or_default();
         Token::new(super::info::user_sid(&conn.server.cfg.netbios_name, user))
     }
 
@@ -142,8 +156,15 @@ pub fn max_allowed(sd: &SecurityDescriptor, token: &Token) -> u32 {
     };
     let is_owner = sd.owner.as_ref().is_some_and(|o| token.contains(o));
     let owner_rights = owner_rights();
-    let named_owner_rights = dacl.aces.iter().any(|a| !a.is_inherit_only() && a.sid == owner_rights);
-    let mut granted = if is_owner && !named_owner_rights { READ_CONTROL | WRITE_DAC } else { 0 };
+    let named_owner_rights = dacl
+        .aces
+        .iter()
+        .any(|a| !a.is_inherit_only() && a.sid == owner_rights);
+    let mut granted = if is_owner && !named_owner_rights {
+        READ_CONTROL | WRITE_DAC
+    } else {
+        0
+    };
     let mut denied = 0u32;
     for ace in dacl.aces.iter().filter(|a| !a.is_inherit_only()) {
         let applies = token.contains(&ace.sid) || (is_owner && ace.sid == owner_rights);
@@ -177,7 +198,11 @@ pub fn granted_by_parent(parent: u32) -> u32 {
 /// BUILTIN\Users, a DACL granting the user and Everyone full access (inheritable by files
 /// and directories on a directory).
 pub fn default_sd(token: &Token, is_dir: bool) -> SecurityDescriptor {
-    let flags = if is_dir { OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE } else { 0 };
+    let flags = if is_dir {
+        OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE
+    } else {
+        0
+    };
     let aces = [token.user.clone(), Sid::everyone()]
         .into_iter()
         .map(|s| Ace::new(ACCESS_ALLOWED_ACE_TYPE, flags, FILE_ALL_ACCESS, s))
@@ -218,7 +243,9 @@ fn decode_stored(raw: &[u8]) -> SecurityDescriptor {
 
 /// The stored descriptor of an open object, if it has one.
 pub fn load(handle: &Handle) -> Result<Option<SecurityDescriptor>, Fail> {
-    let raw = handle.security_descriptor().map_err(|e| Fail::Status(fs_status(&e)))?;
+    let raw = handle
+        .security_descriptor()
+        .map_err(|e| Fail::Status(fs_status(&e)))?;
     Ok(raw.map(|r| decode_stored(&r)))
 }
 
@@ -234,7 +261,9 @@ fn map_acl_generic(acl: &mut Acl) {
 /// AUTO_INHERITED kept only with AUTO_INHERIT_REQ (itself never stored).
 fn given_dacl_control(given: u16) -> u16 {
     let mut c = SE_DACL_PRESENT | (given & SE_DACL_PROTECTED);
-    if given & (SE_DACL_AUTO_INHERITED | SE_DACL_AUTO_INHERIT_REQ) == SE_DACL_AUTO_INHERITED | SE_DACL_AUTO_INHERIT_REQ {
+    if given & (SE_DACL_AUTO_INHERITED | SE_DACL_AUTO_INHERIT_REQ)
+        == SE_DACL_AUTO_INHERITED | SE_DACL_AUTO_INHERIT_REQ
+    {
         c |= SE_DACL_AUTO_INHERITED;
     }
     c
@@ -255,11 +284,20 @@ fn given_dacl(given: &SecurityDescriptor) -> Option<Acl> {
 /// `group` and generic bits are mapped in the effective copy; an ACE that needs either and
 /// still propagates is split in an effective ACE and an inherit-only one. INHERITED_ACE is
 /// set when the parent's DACL is auto-inherited.
-pub fn inherited_aces(parent: &SecurityDescriptor, is_dir: bool, owner: &Sid, group: &Sid) -> Vec<Ace> {
+pub fn inherited_aces(
+    parent: &SecurityDescriptor,
+    is_dir: bool,
+    owner: &Sid,
+    group: &Sid,
+) -> Vec<Ace> {
     let Some(dacl) = parent.dacl() else {
         return Vec::new();
     };
-    let inherited = if parent.control & SE_DACL_AUTO_INHERITED != 0 { INHERITED_ACE } else { 0 };
+    let inherited = if parent.control & SE_DACL_AUTO_INHERITED != 0 {
+        INHERITED_ACE
+    } else {
+        0
+    };
     let (co, cg) = (creator_owner(), creator_group());
     let effective = |ace: &Ace| {
         let mut e = ace.clone();
@@ -335,10 +373,16 @@ pub fn initial_sd(
     if let Some(g) = given {
         check_given(g, token)?;
     }
-    let owner = given.and_then(|g| g.owner.clone()).unwrap_or_else(|| token.user.clone());
-    let group = given.and_then(|g| g.group.clone()).unwrap_or_else(|| token.primary_group());
+    let owner = given
+        .and_then(|g| g.owner.clone())
+        .unwrap_or_else(|| token.user.clone());
+    let group = given
+        .and_then(|g| g.group.clone())
+        .unwrap_or_else(|| token.primary_group());
     let (control, dacl) = match given {
-        Some(g) if g.control & SE_DACL_PRESENT != 0 => (given_dacl_control(g.control), given_dacl(g)),
+        Some(g) if g.control & SE_DACL_PRESENT != 0 => {
+            (given_dacl_control(g.control), given_dacl(g))
+        }
         _ => {
             let aces = inherited_aces(parent, is_dir, &owner, &group);
             if aces.is_empty() {
@@ -365,7 +409,12 @@ pub fn parse_sd_context(data: &[u8]) -> Result<SecurityDescriptor, Fail> {
 
 /// SET_INFO of a descriptor: `current` with the parts `info` names taken from `new`
 /// (MS-FSA 2.1.5.16). The access the open needs is checked by [`set_info`].
-pub fn merge(current: &SecurityDescriptor, new: &SecurityDescriptor, info: u32, token: &Token) -> Result<SecurityDescriptor, u32> {
+pub fn merge(
+    current: &SecurityDescriptor,
+    new: &SecurityDescriptor,
+    info: u32,
+    token: &Token,
+) -> Result<SecurityDescriptor, u32> {
     let mut out = current.clone();
     out.control &= !(SE_DACL_AUTO_INHERIT_REQ | SE_SACL_AUTO_INHERIT_REQ);
     out.control |= SE_SELF_RELATIVE;
@@ -384,15 +433,22 @@ pub fn merge(current: &SecurityDescriptor, new: &SecurityDescriptor, info: u32, 
     if info & DACL_SECURITY_INFORMATION != 0 {
         // No DACL in the input (not present, or present without an ACL) is a NULL DACL.
         out.dacl = given_dacl(new);
-        let dacl_bits = SE_DACL_PRESENT | SE_DACL_DEFAULTED | SE_DACL_AUTO_INHERITED | SE_DACL_PROTECTED;
+        let dacl_bits =
+            SE_DACL_PRESENT | SE_DACL_DEFAULTED | SE_DACL_AUTO_INHERITED | SE_DACL_PROTECTED;
         out.control = (out.control & !dacl_bits) | given_dacl_control(new.control);
     }
     if info & SACL_SECURITY_INFORMATION != 0 {
         // Unreachable without SeSecurityPrivilege ([`set_info`] refuses first); kept
         // consistent should a privilege ever exist.
-        out.sacl = if new.control & SE_SACL_PRESENT != 0 { new.sacl.clone() } else { None };
-        let sacl_bits = SE_SACL_PRESENT | SE_SACL_DEFAULTED | SE_SACL_AUTO_INHERITED | SE_SACL_PROTECTED;
-        out.control = (out.control & !sacl_bits) | SE_SACL_PRESENT | (new.control & SE_SACL_PROTECTED);
+        out.sacl = if new.control & SE_SACL_PRESENT != 0 {
+            new.sacl.clone()
+        } else {
+            None
+        };
+        let sacl_bits =
+            SE_SACL_PRESENT | SE_SACL_DEFAULTED | SE_SACL_AUTO_INHERITED | SE_SACL_PROTECTED;
+        out.control =
+            (out.control & !sacl_bits) | SE_SACL_PRESENT | (new.control & SE_SACL_PROTECTED);
     }
     Ok(out)
 }
@@ -404,7 +460,9 @@ pub fn check_set_access(granted: u32, info: u32) -> Result<(), u32> {
     if info & SACL_SECURITY_INFORMATION != 0 && granted & ACCESS_SYSTEM_SECURITY == 0 {
         return Err(status::PRIVILEGE_NOT_HELD);
     }
-    if info & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION) != 0 && granted & WRITE_OWNER == 0 {
+    if info & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION) != 0
+        && granted & WRITE_OWNER == 0
+    {
         return Err(status::ACCESS_DENIED);
     }
     if info & DACL_SECURITY_INFORMATION != 0 && granted & WRITE_DAC == 0 {
@@ -416,32 +474,50 @@ pub fn check_set_access(granted: u32, info: u32) -> Result<(), u32> {
 /// QUERY_INFO, InfoType SECURITY: the stored descriptor (or the synthesized one) with the
 /// parts `info` asks for, self-relative. READ_CONTROL / ACCESS_SYSTEM_SECURITY are the
 /// caller's to check.
-pub fn query_info(handle: &Handle, is_dir: bool, token: &Token, info: u32) -> Result<Vec<u8>, Fail> {
+pub fn query_info(
+    handle: &Handle,
+    is_dir: bool,
+    token: &Token,
+    info: u32,
+) -> Result<Vec<u8>, Fail> {
     let sd = load(handle)?.unwrap_or_else(|| default_sd(token, is_dir));
-    sd.select(info).to_bytes().map_err(|_| Fail::Status(status::INTERNAL_ERROR))
+    sd.select(info)
+        .to_bytes()
+        .map_err(|_| Fail::Status(status::INTERNAL_ERROR))
 }
 
 /// SET_INFO, InfoType SECURITY: checks the open's access for the parts `info` names, parses
 /// `input` and stores the merged descriptor (under the file's metadata lock).
-pub fn set_info(handle: &Handle, granted: u32, is_dir: bool, token: &Token, info: u32, input: &[u8]) -> Result<(), Fail> {
+pub fn set_info(
+    handle: &Handle,
+    granted: u32,
+    is_dir: bool,
+    token: &Token,
+    info: u32,
+    input: &[u8],
+) -> Result<(), Fail> {
     check_set_access(granted, info).map_err(Fail::Status)?;
-    let new = SecurityDescriptor::from_bytes(input).map_err(|_| Fail::Status(INVALID_SECURITY_DESCR))?;
+    let new =
+        SecurityDescriptor::from_bytes(input).map_err(|_| Fail::Status(INVALID_SECURITY_DESCR))?;
     if info & KNOWN_PARTS == 0 {
         return Ok(());
     }
-    handle.update_security_descriptor(|raw| {
-        let current = match raw {
-            Some(r) => decode_stored(&r),
-            None => default_sd(token, is_dir),
-        };
-        let merged = merge(&current, &new, info, token).map_err(SetError::Status)?;
-        merged.to_bytes().map_err(|_| SetError::Status(INVALID_SECURITY_DESCR))
-    })
-    .map_err(|e| match e {
-        SetError::Status(st) => Fail::Status(st),
-        SetError::Fs(FsError::Io(libc::EOPNOTSUPP)) => Fail::Status(status::NOT_SUPPORTED),
-        SetError::Fs(fe) => Fail::Status(fs_status(&fe)),
-    })
+    handle
+        .update_security_descriptor(|raw| {
+            let current = match raw {
+                Some(r) => decode_stored(&r),
+                None => default_sd(token, is_dir),
+            };
+            let merged = merge(&current, &new, info, token).map_err(SetError::Status)?;
+            merged
+                .to_bytes()
+                .map_err(|_| SetError::Status(INVALID_SECURITY_DESCR))
+        })
+        .map_err(|e| match e {
+            SetError::Status(st) => Fail::Status(st),
+            SetError::Fs(FsError::Io(libc::EOPNOTSUPP)) => Fail::Status(status::NOT_SUPPORTED),
+            SetError::Fs(fe) => Fail::Status(fs_status(&fe)),
+        })
 }
 
 enum SetError {
@@ -488,7 +564,12 @@ fn parent_of(path: &str) -> Option<&str> {
 
 impl<'a> OpenCheck<'a> {
     pub fn new(token: Token, root: &'a ShareRoot, req: OpenRequest) -> Self {
-        OpenCheck { root, token, req, parent: OnceCell::new() }
+        OpenCheck {
+            root,
+            token,
+            req,
+            parent: OnceCell::new(),
+        }
     }
 
     /// The parent's stored descriptor.
@@ -497,7 +578,10 @@ impl<'a> OpenCheck<'a> {
             return Ok(p.as_ref());
         }
         let stored = match parent_of(path) {
-            Some(p) => self.root.dir_security_descriptor(p)?.map(|r| decode_stored(&r)),
+            Some(p) => self
+                .root
+                .dir_security_descriptor(p)?
+                .map(|r| decode_stored(&r)),
             None => None,
         };
         Ok(self.parent.get_or_init(|| stored).as_ref())
@@ -532,10 +616,19 @@ impl<'a> OpenCheck<'a> {
     /// descriptor; for a new one, FILE_ADD_FILE / FILE_ADD_SUBDIRECTORY on the parent and
     /// its initial descriptor stored. A new object is removed again when either fails.
     /// Returns (GrantedAccess, the maximal access MxAc reports).
-    pub fn after_open(&self, handle: &Handle, path: &str, created: bool) -> Result<(u32, u32), Fail> {
+    pub fn after_open(
+        &self,
+        handle: &Handle,
+        path: &str,
+        created: bool,
+    ) -> Result<(u32, u32), Fail> {
         let r = self.decide(handle, path, created);
         if r.is_err() && created {
-            let removed = if handle.is_dir() { self.root.rmdir(path) } else { self.root.unlink(path) };
+            let removed = if handle.is_dir() {
+                self.root.rmdir(path)
+            } else {
+                self.root.unlink(path)
+            };
             if let Err(e) = removed {
                 tracing::warn!(path, error = %e, "could not remove an object whose creation was refused");
             }
@@ -550,17 +643,32 @@ impl<'a> OpenCheck<'a> {
         let fs = |e: FsError| Fail::Status(fs_status(&e));
         let own = if created {
             let (parent, stored) = self.parent_effective(path).map_err(fs)?;
-            let need = if is_dir { FILE_ADD_SUBDIRECTORY } else { FILE_ADD_FILE };
+            let need = if is_dir {
+                FILE_ADD_SUBDIRECTORY
+            } else {
+                FILE_ADD_FILE
+            };
             if stored && max_allowed(&parent, &self.token) & need == 0 {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
-            let sd = initial_sd(&parent, stored, self.req.sec_desc.as_ref(), &self.token, is_dir).map_err(Fail::Status)?;
+            let sd = initial_sd(
+                &parent,
+                stored,
+                self.req.sec_desc.as_ref(),
+                &self.token,
+                is_dir,
+            )
+            .map_err(Fail::Status)?;
             if let Some(sd) = &sd {
-                let bytes = sd.to_bytes().map_err(|_| Fail::Status(INVALID_SECURITY_DESCR))?;
-                handle.set_security_descriptor(&bytes).map_err(|e| match e {
-                    FsError::Io(libc::EOPNOTSUPP) => Fail::Status(status::NOT_SUPPORTED),
-                    e => fs(e),
-                })?;
+                let bytes = sd
+                    .to_bytes()
+                    .map_err(|_| Fail::Status(INVALID_SECURITY_DESCR))?;
+                handle
+                    .set_security_descriptor(&bytes)
+                    .map_err(|e| match e {
+                        FsError::Io(libc::EOPNOTSUPP) => Fail::Status(status::NOT_SUPPORTED),
+                        e => fs(e),
+                    })?;
             }
             sd
         } else {
@@ -586,7 +694,10 @@ impl<'a> OpenCheck<'a> {
                 desired
             }
         } else {
-            let overwrite = matches!(self.req.disposition, FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF);
+            let overwrite = matches!(
+                self.req.disposition,
+                FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF
+            );
             let need = desired | if overwrite { FILE_WRITE_DATA } else { 0 };
             if need & !maximal != 0 {
                 return Err(Fail::Status(status::ACCESS_DENIED));
@@ -604,10 +715,70 @@ impl<'a> OpenCheck<'a> {
     }
 }
 
+/// For operations that add an entry to a directory other than CREATE (a rename's target
+/// directory): the directory `dir` must grant FILE_ADD_FILE (FILE_ADD_SUBDIRECTORY for a
+/// directory entry) to `token`. A directory without a stored descriptor grants it.
+pub fn check_add_entry(
+    root: &ShareRoot,
+    token: &Token,
+    dir: &str,
+    entry_is_dir: bool,
+) -> Result<(), Fail> {
+    let Some(raw) = root
+        .dir_security_descriptor(dir)
+        .map_err(|e| Fail::Status(fs_status(&e)))?
+    else {
+        return Ok(());
+    };
+    let need = if entry_is_dir {
+        FILE_ADD_SUBDIRECTORY
+    } else {
+        FILE_ADD_FILE
+    };
+    if max_allowed(&decode_stored(&raw), token) & need == 0 {
+        return Err(Fail::Status(status::ACCESS_DENIED));
+    }
+    Ok(())
+}
+
+/// For removing an entry other than through an open the client made (a rename that
+/// replaces its target): `token` needs DELETE on the object at `path`, from its own
+/// descriptor or through FILE_DELETE_CHILD on its directory.
+pub fn check_delete_entry(root: &ShareRoot, token: &Token, path: &str) -> Result<(), Fail> {
+    let fs = |e: FsError| Fail::Status(fs_status(&e));
+    let opts = duet_hal::fs::OpenOptions {
+        read: true,
+        write: false,
+        disposition: duet_hal::fs::Disposition::Open,
+        kind: duet_hal::fs::Kind::Any,
+        attributes_on_create: 0,
+        mode: 0,
+    };
+    let (handle, _) = root.open_file(path, &opts).map_err(fs)?;
+    let Some(own) = load(&handle)? else {
+        return Ok(());
+    };
+    if max_allowed(&own, token) & DELETE != 0 {
+        return Ok(());
+    }
+    let parent = match parent_of(path) {
+        Some(p) => root
+            .dir_security_descriptor(p)
+            .map_err(fs)?
+            .map(|r| decode_stored(&r)),
+        None => return Err(Fail::Status(status::ACCESS_DENIED)),
+    };
+    let parent = parent.unwrap_or_else(|| default_sd(token, true));
+    if granted_by_parent(max_allowed(&parent, token)) & DELETE != 0 {
+        return Ok(());
+    }
+    Err(Fail::Status(status::ACCESS_DENIED))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::create::FILE_CREATE;
+    use super::*;
     use duet_hal::fs::{Disposition, Kind, OpenOptions};
 
     const FILE_READ_DATA_: u32 = FILE_READ_DATA;
@@ -645,7 +816,10 @@ mod tests {
         assert_eq!(map_generic(GENERIC_WRITE), FILE_GENERIC_WRITE);
         assert_eq!(map_generic(GENERIC_EXECUTE), FILE_GENERIC_EXECUTE);
         assert_eq!(map_generic(GENERIC_ALL | DELETE), FILE_ALL_ACCESS);
-        assert_eq!(map_generic(FILE_READ_DATA_ | MAXIMUM_ALLOWED), FILE_READ_DATA_ | MAXIMUM_ALLOWED);
+        assert_eq!(
+            map_generic(FILE_READ_DATA_ | MAXIMUM_ALLOWED),
+            FILE_READ_DATA_ | MAXIMUM_ALLOWED
+        );
         assert_eq!(map_generic(0), 0);
     }
 
@@ -653,22 +827,49 @@ mod tests {
     fn null_and_empty_dacls() {
         let a = alice();
         let mut sd = sd_with(&a.user, vec![]);
-        assert_eq!(max_allowed(&sd, &a), OWNER_IMPLICIT, "empty: only the owner's rights");
+        assert_eq!(
+            max_allowed(&sd, &a),
+            OWNER_IMPLICIT,
+            "empty: only the owner's rights"
+        );
         assert_eq!(max_allowed(&sd, &bob()), 0, "empty: nothing for others");
         sd.dacl = None;
-        assert_eq!(max_allowed(&sd, &bob()), FILE_ALL_ACCESS, "NULL DACL: everything");
+        assert_eq!(
+            max_allowed(&sd, &bob()),
+            FILE_ALL_ACCESS,
+            "NULL DACL: everything"
+        );
         sd.control &= !SE_DACL_PRESENT;
-        assert_eq!(max_allowed(&sd, &bob()), FILE_ALL_ACCESS, "no DACL: everything");
+        assert_eq!(
+            max_allowed(&sd, &bob()),
+            FILE_ALL_ACCESS,
+            "no DACL: everything"
+        );
     }
 
     #[test]
     fn first_ace_to_decide_a_bit_wins() {
         let a = alice();
         // An allow before a deny of the same bit: granted (DENY1).
-        let sd = sd_with(&a.user, vec![allow(0, FILE_READ | FILE_WRITE_DATA, &a.user), deny(0, FILE_WRITE_DATA, &a.user)]);
-        assert_eq!(max_allowed(&sd, &a), FILE_READ | FILE_WRITE_DATA | WRITE_DAC);
+        let sd = sd_with(
+            &a.user,
+            vec![
+                allow(0, FILE_READ | FILE_WRITE_DATA, &a.user),
+                deny(0, FILE_WRITE_DATA, &a.user),
+            ],
+        );
+        assert_eq!(
+            max_allowed(&sd, &a),
+            FILE_READ | FILE_WRITE_DATA | WRITE_DAC
+        );
         // A deny first: the later allow does not give it back.
-        let sd = sd_with(&a.user, vec![deny(0, FILE_WRITE_DATA, &Sid::everyone()), allow(0, FILE_ALL_ACCESS, &a.user)]);
+        let sd = sd_with(
+            &a.user,
+            vec![
+                deny(0, FILE_WRITE_DATA, &Sid::everyone()),
+                allow(0, FILE_ALL_ACCESS, &a.user),
+            ],
+        );
         assert_eq!(max_allowed(&sd, &a), FILE_ALL_ACCESS & !FILE_WRITE_DATA);
         // Deny cannot take the owner's implicit rights.
         let sd = sd_with(&a.user, vec![deny(0, FILE_ALL_ACCESS, &a.user)]);
@@ -692,13 +893,34 @@ mod tests {
             assert_eq!(max_allowed(&sd, &a), expect, "{who}");
         }
         // Inherit-only ACEs do not apply to the object.
-        let sd = sd_with(&owner, vec![allow(OBJECT_INHERIT_ACE | INHERIT_ONLY_ACE, FILE_ALL_ACCESS, &a.user)]);
+        let sd = sd_with(
+            &owner,
+            vec![allow(
+                OBJECT_INHERIT_ACE | INHERIT_ONLY_ACE,
+                FILE_ALL_ACCESS,
+                &a.user,
+            )],
+        );
         assert_eq!(max_allowed(&sd, &a), 0);
         // OI/CI alone do not make an ACE inherit-only.
-        let sd = sd_with(&owner, vec![allow(OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE, FILE_READ_DATA_, &a.user)]);
+        let sd = sd_with(
+            &owner,
+            vec![allow(
+                OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE,
+                FILE_READ_DATA_,
+                &a.user,
+            )],
+        );
         assert_eq!(max_allowed(&sd, &a), FILE_READ_DATA_);
         // Generic bits in an ACE count mapped; rights a DACL cannot give are not given.
-        let sd = sd_with(&owner, vec![allow(0, GENERIC_READ | ACCESS_SYSTEM_SECURITY | MAXIMUM_ALLOWED, &a.user)]);
+        let sd = sd_with(
+            &owner,
+            vec![allow(
+                0,
+                GENERIC_READ | ACCESS_SYSTEM_SECURITY | MAXIMUM_ALLOWED,
+                &a.user,
+            )],
+        );
         assert_eq!(max_allowed(&sd, &a), FILE_GENERIC_READ);
     }
 
@@ -713,10 +935,21 @@ mod tests {
         let mut obj_deny = deny(0, FILE_READ_DATA_, &a.user);
         obj_deny.ace_type = 0x06;
         obj_deny.object = vec![0; 4];
-        assert_eq!(max_allowed(&sd_with(&owner, vec![cb_allow]), &a), 0, "a conditional allow grants nothing");
+        assert_eq!(
+            max_allowed(&sd_with(&owner, vec![cb_allow]), &a),
+            0,
+            "a conditional allow grants nothing"
+        );
         for d in [cb_deny, obj_deny] {
-            let sd = sd_with(&owner, vec![d, allow(0, FILE_READ_DATA_ | FILE_WRITE_DATA, &a.user)]);
-            assert_eq!(max_allowed(&sd, &a), FILE_WRITE_DATA, "a conditional deny denies");
+            let sd = sd_with(
+                &owner,
+                vec![d, allow(0, FILE_READ_DATA_ | FILE_WRITE_DATA, &a.user)],
+            );
+            assert_eq!(
+                max_allowed(&sd, &a),
+                FILE_WRITE_DATA,
+                "a conditional deny denies"
+            );
         }
     }
 
@@ -725,22 +958,39 @@ mod tests {
         let a = alice();
         let or = owner_rights();
         // OWNER-RIGHTS: additive with the owner's own ACE, no implicit WRITE_DAC.
-        let sd = sd_with(&a.user, vec![allow(0, FILE_READ, &a.user), allow(0, FILE_WRITE_DATA, &or)]);
+        let sd = sd_with(
+            &a.user,
+            vec![allow(0, FILE_READ, &a.user), allow(0, FILE_WRITE_DATA, &or)],
+        );
         assert_eq!(max_allowed(&sd, &a), FILE_READ | FILE_WRITE_DATA);
         // OWNER-RIGHTS-DENY: a leading deny.
-        let sd = sd_with(&a.user, vec![deny(0, FILE_READ_DATA_, &or), allow(0, FILE_READ, &a.user)]);
+        let sd = sd_with(
+            &a.user,
+            vec![deny(0, FILE_READ_DATA_, &or), allow(0, FILE_READ, &a.user)],
+        );
         assert_eq!(max_allowed(&sd, &a), FILE_READ & !FILE_READ_DATA_);
         // OWNER-RIGHTS-DENY1: a trailing deny changes nothing.
         let sd = sd_with(
             &a.user,
-            vec![allow(0, FILE_READ, &a.user), allow(0, FILE_WRITE_DATA, &or), deny(0, FILE_WRITE_DATA | FILE_READ_DATA_, &or)],
+            vec![
+                allow(0, FILE_READ, &a.user),
+                allow(0, FILE_WRITE_DATA, &or),
+                deny(0, FILE_WRITE_DATA | FILE_READ_DATA_, &or),
+            ],
         );
         assert_eq!(max_allowed(&sd, &a), FILE_READ | FILE_WRITE_DATA);
         // OWNER RIGHTS ACEs are nothing to others, and an owner-rights ACE that is
         // inherit-only does not cancel the implicit rights.
         let sd = sd_with(&a.user, vec![allow(0, FILE_WRITE_DATA, &or)]);
         assert_eq!(max_allowed(&sd, &bob()), 0);
-        let sd = sd_with(&a.user, vec![allow(INHERIT_ONLY_ACE | OBJECT_INHERIT_ACE, FILE_WRITE_DATA, &or)]);
+        let sd = sd_with(
+            &a.user,
+            vec![allow(
+                INHERIT_ONLY_ACE | OBJECT_INHERIT_ACE,
+                FILE_WRITE_DATA,
+                &or,
+            )],
+        );
         assert_eq!(max_allowed(&sd, &a), OWNER_IMPLICIT);
         // An owner that is a group of the token is the owner too.
         let sd = sd_with(&Sid::everyone(), vec![]);
@@ -749,10 +999,16 @@ mod tests {
 
     #[test]
     fn parent_rights_on_entries() {
-        assert_eq!(granted_by_parent(FILE_ALL_ACCESS), DELETE | FILE_READ_ATTRIBUTES);
+        assert_eq!(
+            granted_by_parent(FILE_ALL_ACCESS),
+            DELETE | FILE_READ_ATTRIBUTES
+        );
         assert_eq!(granted_by_parent(FILE_DELETE_CHILD), DELETE);
         assert_eq!(granted_by_parent(FILE_LIST_DIRECTORY), FILE_READ_ATTRIBUTES);
-        assert_eq!(granted_by_parent(DELETE | FILE_READ_ATTRIBUTES | FILE_WRITE_DATA), 0);
+        assert_eq!(
+            granted_by_parent(DELETE | FILE_READ_ATTRIBUTES | FILE_WRITE_DATA),
+            0
+        );
     }
 
     #[test]
@@ -761,10 +1017,14 @@ mod tests {
         for is_dir in [false, true] {
             for info in 0..16 {
                 let ours = default_sd(&a, is_dir).select(info).to_bytes().unwrap();
-                let old = duet_fscc::default_security_descriptor(&a.user, &builtin_users(), is_dir, info);
+                let old =
+                    duet_fscc::default_security_descriptor(&a.user, &builtin_users(), is_dir, info);
                 assert_eq!(ours, old, "dir {is_dir} info {info}");
             }
-            assert_eq!(max_allowed(&default_sd(&a, is_dir), &bob()), FILE_ALL_ACCESS);
+            assert_eq!(
+                max_allowed(&default_sd(&a, is_dir), &bob()),
+                FILE_ALL_ACCESS
+            );
         }
     }
 
@@ -774,9 +1034,15 @@ mod tests {
     fn inheritance_flag_table() {
         let a = alice();
         let co = creator_owner();
-        let (oi, ci, np, io) = (OBJECT_INHERIT_ACE, CONTAINER_INHERIT_ACE, NO_PROPAGATE_INHERIT_ACE, INHERIT_ONLY_ACE);
+        let (oi, ci, np, io) = (
+            OBJECT_INHERIT_ACE,
+            CONTAINER_INHERIT_ACE,
+            NO_PROPAGATE_INHERIT_ACE,
+            INHERIT_ONLY_ACE,
+        );
         // (parent flags, file ACE flags or None, dir ACEs as (sid is CO, flags))
-        let table: [(u8, Option<u8>, &[(bool, u8)]); 16] = [
+        type Case<'a> = (u8, Option<u8>, &'a [(bool, u8)]);
+        let table: [Case<'_>; 16] = [
             (0, None, &[]),
             (oi, Some(0), &[(true, oi | io)]),
             (ci, None, &[(false, 0), (true, ci | io)]),
@@ -795,13 +1061,22 @@ mod tests {
             (io | np | ci | oi, Some(0), &[(false, 0)]),
         ];
         for (pflags, file, dir) in table {
-            let parent = sd_with(&a.user, vec![allow(pflags, FILE_WRITE_DATA, &co), allow(0, FILE_ALL_ACCESS, &Sid::everyone())]);
+            let parent = sd_with(
+                &a.user,
+                vec![
+                    allow(pflags, FILE_WRITE_DATA, &co),
+                    allow(0, FILE_ALL_ACCESS, &Sid::everyone()),
+                ],
+            );
             let f = inherited_aces(&parent, false, &a.user, &builtin_users());
             match file {
                 None => assert!(f.is_empty(), "file, parent {pflags:#x}: {f:?}"),
                 Some(fl) => {
                     assert_eq!(f.len(), 1, "file, parent {pflags:#x}");
-                    assert_eq!((f[0].flags, f[0].mask, &f[0].sid), (fl, FILE_WRITE_DATA, &a.user));
+                    assert_eq!(
+                        (f[0].flags, f[0].mask, &f[0].sid),
+                        (fl, FILE_WRITE_DATA, &a.user)
+                    );
                 }
             }
             let d = inherited_aces(&parent, true, &a.user, &builtin_users());
@@ -828,7 +1103,13 @@ mod tests {
             ],
         );
         let f = inherited_aces(&parent, false, &a.user, &g);
-        assert_eq!(f, vec![allow(0, FILE_ALL_ACCESS, &Sid::everyone()), allow(0, FILE_READ_DATA_, &bob().user)]);
+        assert_eq!(
+            f,
+            vec![
+                allow(0, FILE_ALL_ACCESS, &Sid::everyone()),
+                allow(0, FILE_READ_DATA_, &bob().user)
+            ]
+        );
         let d = inherited_aces(&parent, true, &a.user, &g);
         assert_eq!(
             d,
@@ -854,70 +1135,136 @@ mod tests {
     fn initial_descriptor_of_a_new_object() {
         let a = alice();
         let unstored = default_sd(&a, true);
-        assert_eq!(initial_sd(&unstored, false, None, &a, false), Ok(None), "nothing stored, nothing to store");
+        assert_eq!(
+            initial_sd(&unstored, false, None, &a, false),
+            Ok(None),
+            "nothing stored, nothing to store"
+        );
         // Inherits from a stored parent; control AUTO_INHERITED follows the parent's.
-        let mut parent = sd_with(&a.user, vec![allow(OBJECT_INHERIT_ACE, FILE_WRITE_DATA | WRITE_DAC, &a.user)]);
+        let mut parent = sd_with(
+            &a.user,
+            vec![allow(
+                OBJECT_INHERIT_ACE,
+                FILE_WRITE_DATA | WRITE_DAC,
+                &a.user,
+            )],
+        );
         parent.control |= SE_DACL_AUTO_INHERITED;
         let sd = initial_sd(&parent, true, None, &a, false).unwrap().unwrap();
-        assert_eq!(sd.control, SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_AUTO_INHERITED);
+        assert_eq!(
+            sd.control,
+            SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_AUTO_INHERITED
+        );
         assert_eq!(sd.owner.as_ref(), Some(&a.user));
         assert_eq!(sd.group, Some(builtin_users()));
-        assert_eq!(sd.dacl.unwrap().aces, vec![allow(INHERITED_ACE, FILE_WRITE_DATA | WRITE_DAC, &a.user)]);
+        assert_eq!(
+            sd.dacl.unwrap().aces,
+            vec![allow(INHERITED_ACE, FILE_WRITE_DATA | WRITE_DAC, &a.user)]
+        );
         // A directory below gets the OBJECT_INHERIT ACE inherit-only, for its files: its
         // own DACL grants nothing (as on Windows).
         let sd = initial_sd(&parent, true, None, &a, true).unwrap().unwrap();
         assert_eq!(
             sd.dacl.unwrap().aces,
-            vec![allow(INHERITED_ACE | OBJECT_INHERIT_ACE | INHERIT_ONLY_ACE, FILE_WRITE_DATA | WRITE_DAC, &a.user)]
+            vec![allow(
+                INHERITED_ACE | OBJECT_INHERIT_ACE | INHERIT_ONLY_ACE,
+                FILE_WRITE_DATA | WRITE_DAC,
+                &a.user
+            )]
         );
         // Nothing inheritable: owner and SYSTEM get full access.
-        let parent = sd_with(&a.user, vec![allow(0, FILE_ALL_ACCESS, &a.user), allow(CONTAINER_INHERIT_ACE, FILE_ALL_ACCESS, &a.user)]);
+        let parent = sd_with(
+            &a.user,
+            vec![
+                allow(0, FILE_ALL_ACCESS, &a.user),
+                allow(CONTAINER_INHERIT_ACE, FILE_ALL_ACCESS, &a.user),
+            ],
+        );
         let sd = initial_sd(&parent, true, None, &a, false).unwrap().unwrap();
         assert_eq!(sd.control, SE_SELF_RELATIVE | SE_DACL_PRESENT);
         assert_eq!(
             sd.dacl.unwrap().aces,
-            vec![allow(0, FILE_ALL_ACCESS, &a.user), allow(0, FILE_ALL_ACCESS, &local_system())]
+            vec![
+                allow(0, FILE_ALL_ACCESS, &a.user),
+                allow(0, FILE_ALL_ACCESS, &local_system())
+            ]
         );
         // A SecD: its owner, group and DACL (generic bits mapped), PROTECTED kept.
-        let mut given = sd_with(&Sid::everyone(), vec![allow(0, GENERIC_READ, &Sid::everyone())]);
+        let mut given = sd_with(
+            &Sid::everyone(),
+            vec![allow(0, GENERIC_READ, &Sid::everyone())],
+        );
         given.group = Some(sid("S-1-5-32-544"));
         given.control |= SE_DACL_PROTECTED | SE_DACL_AUTO_INHERITED;
-        let sd = initial_sd(&unstored, false, Some(&given), &a, false).unwrap().unwrap();
+        let sd = initial_sd(&unstored, false, Some(&given), &a, false)
+            .unwrap()
+            .unwrap();
         assert_eq!(sd.owner, Some(Sid::everyone()));
         assert_eq!(sd.group, Some(sid("S-1-5-32-544")));
-        assert_eq!(sd.control, SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED);
-        assert_eq!(sd.dacl.unwrap().aces, vec![allow(0, FILE_GENERIC_READ, &Sid::everyone())]);
+        assert_eq!(
+            sd.control,
+            SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_DACL_PROTECTED
+        );
+        assert_eq!(
+            sd.dacl.unwrap().aces,
+            vec![allow(0, FILE_GENERIC_READ, &Sid::everyone())]
+        );
         // A SecD without DACL: the DACL is inherited (here from the synthesized parent).
-        let bare = SecurityDescriptor { control: SE_SELF_RELATIVE, ..Default::default() };
-        let sd = initial_sd(&unstored, false, Some(&bare), &a, false).unwrap().unwrap();
+        let bare = SecurityDescriptor {
+            control: SE_SELF_RELATIVE,
+            ..Default::default()
+        };
+        let sd = initial_sd(&unstored, false, Some(&bare), &a, false)
+            .unwrap()
+            .unwrap();
         assert_eq!(sd.owner.as_ref(), Some(&a.user));
         assert_eq!(sd.dacl, default_sd(&a, false).dacl);
         // A SecD with a NULL DACL.
-        let null = SecurityDescriptor { control: SE_DACL_PRESENT, ..Default::default() };
-        let sd = initial_sd(&unstored, false, Some(&null), &a, false).unwrap().unwrap();
+        let null = SecurityDescriptor {
+            control: SE_DACL_PRESENT,
+            ..Default::default()
+        };
+        let sd = initial_sd(&unstored, false, Some(&null), &a, false)
+            .unwrap()
+            .unwrap();
         assert!(sd.has_null_dacl());
         // Refused: an owner outside the token, a SACL.
         let mut other = given.clone();
         other.owner = Some(bob().user);
-        assert_eq!(initial_sd(&unstored, false, Some(&other), &a, false), Err(INVALID_OWNER));
+        assert_eq!(
+            initial_sd(&unstored, false, Some(&other), &a, false),
+            Err(INVALID_OWNER)
+        );
         let mut sacl = given.clone();
         sacl.control |= SE_SACL_PRESENT;
         sacl.sacl = Some(Acl::new(vec![]));
-        assert_eq!(initial_sd(&unstored, false, Some(&sacl), &a, false), Err(status::PRIVILEGE_NOT_HELD));
+        assert_eq!(
+            initial_sd(&unstored, false, Some(&sacl), &a, false),
+            Err(status::PRIVILEGE_NOT_HELD)
+        );
     }
 
     #[test]
     fn set_info_merges_the_parts_named() {
         let a = alice();
         let cur = default_sd(&a, false);
-        let new = sd_with(&Sid::everyone(), vec![allow(0, GENERIC_READ, &a.user), allow(INHERIT_ONLY_ACE | OBJECT_INHERIT_ACE, GENERIC_ALL, &a.user)]);
+        let new = sd_with(
+            &Sid::everyone(),
+            vec![
+                allow(0, GENERIC_READ, &a.user),
+                allow(INHERIT_ONLY_ACE | OBJECT_INHERIT_ACE, GENERIC_ALL, &a.user),
+            ],
+        );
         // DACL only: owner and group stay.
         let m = merge(&cur, &new, DACL_SECURITY_INFORMATION, &a).unwrap();
         assert_eq!(m.owner, cur.owner);
         assert_eq!(m.group, cur.group);
         assert_eq!(
             m.dacl.unwrap().aces,
-            vec![allow(0, FILE_GENERIC_READ, &a.user), allow(INHERIT_ONLY_ACE | OBJECT_INHERIT_ACE, GENERIC_ALL, &a.user)],
+            vec![
+                allow(0, FILE_GENERIC_READ, &a.user),
+                allow(INHERIT_ONLY_ACE | OBJECT_INHERIT_ACE, GENERIC_ALL, &a.user)
+            ],
             "generic bits mapped except on inherit-only ACEs"
         );
         // Owner only: the DACL stays.
@@ -927,22 +1274,78 @@ mod tests {
         // Group: taken as given (any SID); missing is an error.
         let mut g = new.clone();
         g.group = Some(sid("S-1-5-21-7-7-7-7"));
-        assert_eq!(merge(&cur, &g, GROUP_SECURITY_INFORMATION, &a).unwrap().group, g.group);
+        assert_eq!(
+            merge(&cur, &g, GROUP_SECURITY_INFORMATION, &a)
+                .unwrap()
+                .group,
+            g.group
+        );
         g.group = None;
-        assert_eq!(merge(&cur, &g, GROUP_SECURITY_INFORMATION, &a), Err(INVALID_PRIMARY_GROUP));
+        assert_eq!(
+            merge(&cur, &g, GROUP_SECURITY_INFORMATION, &a),
+            Err(INVALID_PRIMARY_GROUP)
+        );
         // The owner must be in the token.
         let mut o = new.clone();
         o.owner = Some(bob().user);
-        assert_eq!(merge(&cur, &o, OWNER_SECURITY_INFORMATION, &a), Err(INVALID_OWNER));
+        assert_eq!(
+            merge(&cur, &o, OWNER_SECURITY_INFORMATION, &a),
+            Err(INVALID_OWNER)
+        );
         o.owner = None;
-        assert_eq!(merge(&cur, &o, OWNER_SECURITY_INFORMATION, &a), Err(INVALID_OWNER));
+        assert_eq!(
+            merge(&cur, &o, OWNER_SECURITY_INFORMATION, &a),
+            Err(INVALID_OWNER)
+        );
         // No DACL given, or DACL_PRESENT without an ACL: a NULL DACL, still present.
         for control in [0, SE_DACL_PRESENT] {
-            let n = SecurityDescriptor { control, ..Default::default() };
+            let n = SecurityDescriptor {
+                control,
+                ..Default::default()
+            };
             let m = merge(&cur, &n, DACL_SECURITY_INFORMATION, &a).unwrap();
             assert!(m.has_null_dacl());
             assert_eq!(m.control, SE_SELF_RELATIVE | SE_DACL_PRESENT);
         }
+    }
+
+    #[test]
+    fn set_info_odd_parts() {
+        let a = alice();
+        let cur = default_sd(&a, false);
+        // OWNER_DEFAULTED / GROUP_DEFAULTED follow the part set.
+        let mut new = sd_with(&a.user, vec![]);
+        new.control |= SE_OWNER_DEFAULTED | SE_GROUP_DEFAULTED;
+        let m = merge(&cur, &new, OWNER_SECURITY_INFORMATION, &a).unwrap();
+        assert_eq!(
+            m.control & (SE_OWNER_DEFAULTED | SE_GROUP_DEFAULTED),
+            SE_OWNER_DEFAULTED
+        );
+        let m = merge(
+            &m,
+            &sd_with(&a.user, vec![]),
+            OWNER_SECURITY_INFORMATION,
+            &a,
+        )
+        .unwrap();
+        assert_eq!(m.control & SE_OWNER_DEFAULTED, 0);
+        // A SACL (were it allowed) is taken with its PRESENT bit; the DACL stays.
+        let mut sacl = sd_with(&a.user, vec![]);
+        sacl.control = SE_SACL_PRESENT | SE_SACL_PROTECTED;
+        sacl.sacl = Some(Acl::new(vec![Ace::new(0x02, 0, DELETE, Sid::everyone())]));
+        let m = merge(&cur, &sacl, SACL_SECURITY_INFORMATION, &a).unwrap();
+        assert_eq!(m.sacl, sacl.sacl);
+        assert_eq!(
+            m.control,
+            SE_SELF_RELATIVE | SE_DACL_PRESENT | SE_SACL_PRESENT | SE_SACL_PROTECTED
+        );
+        assert_eq!(m.dacl, cur.dacl);
+        // The SecD create context must parse.
+        assert_eq!(
+            parse_sd_context(&[1, 0]),
+            Err(Fail::Status(INVALID_SECURITY_DESCR))
+        );
+        assert_eq!(parse_sd_context(&cur.to_bytes().unwrap()), Ok(cur));
     }
 
     /// smb2.acls.INHERITFLAGS: AUTO_INHERIT_REQ is never stored, AUTO_INHERITED only with
@@ -963,7 +1366,11 @@ mod tests {
                 control |= SE_DACL_PROTECTED;
             }
             let flags = if i & 8 != 0 { INHERITED_ACE } else { 0 } | OBJECT_INHERIT_ACE;
-            let new = SecurityDescriptor { control, dacl: Some(Acl::new(vec![allow(flags, FILE_WRITE_DATA, &a.user)])), ..Default::default() };
+            let new = SecurityDescriptor {
+                control,
+                dacl: Some(Acl::new(vec![allow(flags, FILE_WRITE_DATA, &a.user)])),
+                ..Default::default()
+            };
             let m = merge(&cur, &new, DACL_SECURITY_INFORMATION, &a).unwrap();
             let mut want = SE_SELF_RELATIVE | SE_DACL_PRESENT | (control & SE_DACL_PROTECTED);
             if i & 3 == 3 {
@@ -977,13 +1384,37 @@ mod tests {
     #[test]
     fn set_info_access_needed() {
         let all = FILE_ALL_ACCESS;
-        assert_eq!(check_set_access(all, SACL_SECURITY_INFORMATION), Err(status::PRIVILEGE_NOT_HELD));
-        assert_eq!(check_set_access(all | ACCESS_SYSTEM_SECURITY, SACL_SECURITY_INFORMATION), Ok(()));
-        assert_eq!(check_set_access(WRITE_DAC, DACL_SECURITY_INFORMATION), Ok(()));
-        assert_eq!(check_set_access(WRITE_OWNER, DACL_SECURITY_INFORMATION), Err(status::ACCESS_DENIED));
-        assert_eq!(check_set_access(WRITE_OWNER, OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION), Ok(()));
-        assert_eq!(check_set_access(WRITE_DAC, GROUP_SECURITY_INFORMATION), Err(status::ACCESS_DENIED));
-        assert_eq!(check_set_access(WRITE_DAC, OWNER_SECURITY_INFORMATION), Err(status::ACCESS_DENIED));
+        assert_eq!(
+            check_set_access(all, SACL_SECURITY_INFORMATION),
+            Err(status::PRIVILEGE_NOT_HELD)
+        );
+        assert_eq!(
+            check_set_access(all | ACCESS_SYSTEM_SECURITY, SACL_SECURITY_INFORMATION),
+            Ok(())
+        );
+        assert_eq!(
+            check_set_access(WRITE_DAC, DACL_SECURITY_INFORMATION),
+            Ok(())
+        );
+        assert_eq!(
+            check_set_access(WRITE_OWNER, DACL_SECURITY_INFORMATION),
+            Err(status::ACCESS_DENIED)
+        );
+        assert_eq!(
+            check_set_access(
+                WRITE_OWNER,
+                OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_set_access(WRITE_DAC, GROUP_SECURITY_INFORMATION),
+            Err(status::ACCESS_DENIED)
+        );
+        assert_eq!(
+            check_set_access(WRITE_DAC, OWNER_SECURITY_INFORMATION),
+            Err(status::ACCESS_DENIED)
+        );
         assert_eq!(check_set_access(0, LABEL_SECURITY_INFORMATION), Ok(()));
     }
 
@@ -1005,7 +1436,11 @@ mod tests {
             read: true,
             write: !dir,
             disposition: Disposition::OpenIf,
-            kind: if dir { Kind::Directory } else { Kind::NonDirectory },
+            kind: if dir {
+                Kind::Directory
+            } else {
+                Kind::NonDirectory
+            },
             attributes_on_create: 0,
             mode: if dir { 0o755 } else { 0o644 },
         };
@@ -1017,10 +1452,22 @@ mod tests {
     }
 
     fn req(desired: u32, disposition: u32) -> OpenRequest {
-        OpenRequest { desired, disposition, options: 0, tree_maximal: FILE_ALL_ACCESS, sec_desc: None }
+        OpenRequest {
+            desired,
+            disposition,
+            options: 0,
+            tree_maximal: FILE_ALL_ACCESS,
+            sec_desc: None,
+        }
     }
 
-    fn check(s: &Share, token: &Token, path: &'static str, r: OpenRequest, created: bool) -> Result<(u32, u32), Fail> {
+    fn check(
+        s: &Share,
+        token: &Token,
+        path: &'static str,
+        r: OpenRequest,
+        created: bool,
+    ) -> Result<(u32, u32), Fail> {
         let h = mk(&s.root, path, false);
         OpenCheck::new(token.clone(), &s.root, r).after_open(&h, path, created)
     }
@@ -1029,11 +1476,21 @@ mod tests {
     fn open_of_an_object_without_descriptor_is_as_before() {
         let Some(s) = share() else { return };
         let a = alice();
-        assert_eq!(check(&s, &a, "f", req(FILE_READ_DATA_, FILE_OPEN), false), Ok((FILE_READ_DATA_, FILE_ALL_ACCESS)));
-        assert_eq!(check(&s, &bob(), "f", req(GENERIC_ALL, FILE_OPEN), false), Ok((FILE_ALL_ACCESS, FILE_ALL_ACCESS)));
+        assert_eq!(
+            check(&s, &a, "f", req(FILE_READ_DATA_, FILE_OPEN), false),
+            Ok((FILE_READ_DATA_, FILE_ALL_ACCESS))
+        );
+        assert_eq!(
+            check(&s, &bob(), "f", req(GENERIC_ALL, FILE_OPEN), false),
+            Ok((FILE_ALL_ACCESS, FILE_ALL_ACCESS))
+        );
         let mut r = req(MAXIMUM_ALLOWED, FILE_OPEN);
         r.tree_maximal = FILE_GENERIC_READ;
-        assert_eq!(check(&s, &a, "f", r, false), Ok((FILE_GENERIC_READ, FILE_GENERIC_READ)), "the tree limits");
+        assert_eq!(
+            check(&s, &a, "f", r, false),
+            Ok((FILE_GENERIC_READ, FILE_GENERIC_READ)),
+            "the tree limits"
+        );
     }
 
     #[test]
@@ -1042,29 +1499,52 @@ mod tests {
         let a = alice();
         let d = mk(&s.root, "d", true);
         let f = mk(&s.root, "d/f", false);
-        store(&f, &sd_with(&a.user, vec![allow(0, FILE_WRITE_DATA, &a.user)]));
-        let open = |t: &Token, r| OpenCheck::new(t.clone(), &s.root, r).after_open(&f, "d/f", false);
+        store(
+            &f,
+            &sd_with(&a.user, vec![allow(0, FILE_WRITE_DATA, &a.user)]),
+        );
+        let open =
+            |t: &Token, r| OpenCheck::new(t.clone(), &s.root, r).after_open(&f, "d/f", false);
         // smb2.acls.OWNER: WRITE_DATA from the DACL, READ_ATTRIBUTES through the parent,
         // the owner's implicit rights; nothing else.
         for bit in 0..16 {
             let want = 1u32 << bit;
             let ok = open(&a, req(want, FILE_OPEN)).is_ok();
-            assert_eq!(ok, want == FILE_WRITE_DATA || want == FILE_READ_ATTRIBUTES, "bit {bit:#x}");
+            assert_eq!(
+                ok,
+                want == FILE_WRITE_DATA || want == FILE_READ_ATTRIBUTES,
+                "bit {bit:#x}"
+            );
         }
         assert!(open(&a, req(READ_CONTROL | WRITE_DAC, FILE_OPEN)).is_ok());
-        assert_eq!(open(&a, req(WRITE_OWNER, FILE_OPEN)), Err(Fail::Status(status::ACCESS_DENIED)));
+        assert_eq!(
+            open(&a, req(WRITE_OWNER, FILE_OPEN)),
+            Err(Fail::Status(status::ACCESS_DENIED))
+        );
         // DELETE through the parent's FILE_DELETE_CHILD; MAXIMUM_ALLOWED gets the lot.
         let max = FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | DELETE | READ_CONTROL | WRITE_DAC;
         assert_eq!(open(&a, req(DELETE, FILE_OPEN)), Ok((DELETE, max)));
         assert_eq!(open(&a, req(MAXIMUM_ALLOWED, FILE_OPEN)), Ok((max, max)));
         // MXAC-NOT-GRANTED: MAXIMUM_ALLOWED with a right not held is refused.
-        assert_eq!(open(&a, req(MAXIMUM_ALLOWED | FILE_READ_DATA_, FILE_OPEN)), Err(Fail::Status(status::ACCESS_DENIED)));
+        assert_eq!(
+            open(&a, req(MAXIMUM_ALLOWED | FILE_READ_DATA_, FILE_OPEN)),
+            Err(Fail::Status(status::ACCESS_DENIED))
+        );
         // Someone else: only what the parent gives.
-        assert_eq!(open(&bob(), req(MAXIMUM_ALLOWED, FILE_OPEN)), Ok((DELETE | FILE_READ_ATTRIBUTES, DELETE | FILE_READ_ATTRIBUTES)));
+        assert_eq!(
+            open(&bob(), req(MAXIMUM_ALLOWED, FILE_OPEN)),
+            Ok((DELETE | FILE_READ_ATTRIBUTES, DELETE | FILE_READ_ATTRIBUTES))
+        );
         // A parent that grants neither: no DELETE, no READ_ATTRIBUTES.
-        store(&d, &sd_with(&a.user, vec![allow(0, FILE_ADD_FILE, &Sid::everyone())]));
+        store(
+            &d,
+            &sd_with(&a.user, vec![allow(0, FILE_ADD_FILE, &Sid::everyone())]),
+        );
         assert_eq!(open(&bob(), req(MAXIMUM_ALLOWED, FILE_OPEN)), Ok((0, 0)));
-        assert_eq!(open(&a, req(DELETE, FILE_OPEN)), Err(Fail::Status(status::ACCESS_DENIED)));
+        assert_eq!(
+            open(&a, req(DELETE, FILE_OPEN)),
+            Err(Fail::Status(status::ACCESS_DENIED))
+        );
         // Delete on close needs DELETE.
         let mut r = req(MAXIMUM_ALLOWED, FILE_OPEN);
         r.options = FILE_DELETE_ON_CLOSE;
@@ -1076,12 +1556,22 @@ mod tests {
         let Some(s) = share() else { return };
         let a = alice();
         let f = mk(&s.root, "f", false);
-        store(&f, &sd_with(&a.user, vec![allow(0, FILE_READ_DATA_, &a.user)]));
-        let open = |disp| OpenCheck::new(a.clone(), &s.root, req(FILE_READ_DATA_, disp)).after_open(&f, "f", false);
+        store(
+            &f,
+            &sd_with(&a.user, vec![allow(0, FILE_READ_DATA_, &a.user)]),
+        );
+        let open = |disp| {
+            OpenCheck::new(a.clone(), &s.root, req(FILE_READ_DATA_, disp))
+                .after_open(&f, "f", false)
+        };
         assert!(open(FILE_OPEN).is_ok());
         assert!(open(FILE_OPEN_IF).is_ok());
         for disp in [FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF] {
-            assert_eq!(open(disp), Err(Fail::Status(status::ACCESS_DENIED)), "disposition {disp}");
+            assert_eq!(
+                open(disp),
+                Err(Fail::Status(status::ACCESS_DENIED)),
+                "disposition {disp}"
+            );
         }
     }
     use super::super::create::FILE_OPEN_IF;
@@ -1092,7 +1582,8 @@ mod tests {
         let a = alice();
         let f = mk(&s.root, "f", false);
         f.set_security_descriptor(&[1, 0, 4, 0x80, 9, 9]).unwrap();
-        let r = OpenCheck::new(a.clone(), &s.root, req(READ_CONTROL, FILE_OPEN)).after_open(&f, "f", false);
+        let r = OpenCheck::new(a.clone(), &s.root, req(READ_CONTROL, FILE_OPEN))
+            .after_open(&f, "f", false);
         assert_eq!(r, Err(Fail::Status(status::ACCESS_DENIED)));
         let q = SecurityDescriptor::from_bytes(&query_info(&f, false, &a, 7).unwrap()).unwrap();
         assert_eq!(q.owner, None);
@@ -1106,22 +1597,92 @@ mod tests {
         let d = mk(&s.root, "d", true);
         let new = |path: &'static str, dir: bool| {
             let h = mk(&s.root, path, dir);
-            let r = OpenCheck::new(a.clone(), &s.root, req(FILE_READ_DATA_, FILE_CREATE)).after_open(&h, path, true);
+            let r = OpenCheck::new(a.clone(), &s.root, req(FILE_READ_DATA_, FILE_CREATE))
+                .after_open(&h, path, true);
             (r, s.root.stat(path).is_ok())
         };
         // No stored descriptor: anything goes.
-        assert_eq!(new("d/a", false), (Ok((FILE_READ_DATA_, FILE_ALL_ACCESS)), true));
+        assert_eq!(
+            new("d/a", false),
+            (Ok((FILE_READ_DATA_, FILE_ALL_ACCESS)), true)
+        );
         // Subdirectories only: a new file is refused and removed, a directory is kept.
-        store(&d, &sd_with(&bob().user, vec![allow(0, FILE_ADD_SUBDIRECTORY | FILE_LIST_DIRECTORY, &Sid::everyone())]));
-        assert_eq!(new("d/b", false), (Err(Fail::Status(status::ACCESS_DENIED)), false));
+        store(
+            &d,
+            &sd_with(
+                &bob().user,
+                vec![allow(
+                    0,
+                    FILE_ADD_SUBDIRECTORY | FILE_LIST_DIRECTORY,
+                    &Sid::everyone(),
+                )],
+            ),
+        );
+        assert_eq!(
+            new("d/b", false),
+            (Err(Fail::Status(status::ACCESS_DENIED)), false)
+        );
         assert!(matches!(new("d/c", true), (Ok(_), true)));
         // Files only (to the user itself).
-        store(&d, &sd_with(&bob().user, vec![allow(0, FILE_ADD_FILE, &a.user)]));
+        store(
+            &d,
+            &sd_with(&bob().user, vec![allow(0, FILE_ADD_FILE, &a.user)]),
+        );
         assert!(matches!(new("d/e", false), (Ok(_), true)));
-        assert_eq!(new("d/g", true), (Err(Fail::Status(status::ACCESS_DENIED)), false));
+        assert_eq!(
+            new("d/g", true),
+            (Err(Fail::Status(status::ACCESS_DENIED)), false)
+        );
         // Opening what exists needs no right on the parent.
-        let r = OpenCheck::new(a.clone(), &s.root, req(FILE_READ_DATA_, FILE_OPEN_IF)).after_open(&mk(&s.root, "d/a", false), "d/a", false);
+        let r = OpenCheck::new(a.clone(), &s.root, req(FILE_READ_DATA_, FILE_OPEN_IF)).after_open(
+            &mk(&s.root, "d/a", false),
+            "d/a",
+            false,
+        );
         assert!(r.is_ok());
+    }
+
+    #[test]
+    fn entries_added_or_removed_outside_create() {
+        let Some(s) = share() else { return };
+        let a = alice();
+        let d = mk(&s.root, "d", true);
+        let f = mk(&s.root, "d/f", false);
+        assert_eq!(check_add_entry(&s.root, &a, "d", false), Ok(()));
+        assert_eq!(
+            check_delete_entry(&s.root, &bob(), "d/f"),
+            Ok(()),
+            "nothing stored"
+        );
+        store(
+            &d,
+            &sd_with(&a.user, vec![allow(0, FILE_ADD_FILE, &a.user)]),
+        );
+        assert_eq!(check_add_entry(&s.root, &a, "d", false), Ok(()));
+        assert_eq!(
+            check_add_entry(&s.root, &a, "d", true),
+            Err(Fail::Status(status::ACCESS_DENIED))
+        );
+        assert_eq!(
+            check_add_entry(&s.root, &bob(), "d", false),
+            Err(Fail::Status(status::ACCESS_DENIED))
+        );
+        assert_eq!(
+            check_add_entry(&s.root, &a, "nope", false),
+            Err(Fail::Status(status::OBJECT_NAME_NOT_FOUND))
+        );
+        // The file's own DELETE, else the directory's FILE_DELETE_CHILD.
+        store(&f, &sd_with(&a.user, vec![allow(0, DELETE, &a.user)]));
+        assert_eq!(check_delete_entry(&s.root, &a, "d/f"), Ok(()));
+        assert_eq!(
+            check_delete_entry(&s.root, &bob(), "d/f"),
+            Err(Fail::Status(status::ACCESS_DENIED))
+        );
+        store(
+            &d,
+            &sd_with(&a.user, vec![allow(0, FILE_DELETE_CHILD, &bob().user)]),
+        );
+        assert_eq!(check_delete_entry(&s.root, &bob(), "d/f"), Ok(()));
     }
 
     #[test]
@@ -1133,15 +1694,31 @@ mod tests {
             r.sec_desc = Some(sd);
             OpenCheck::new(a.clone(), &s.root, r).before_open()
         };
-        assert_eq!(before(FILE_CREATE, sd_with(&bob().user, vec![])), Err(Fail::Status(INVALID_OWNER)));
-        assert_eq!(before(FILE_OPEN_IF, sd_with(&bob().user, vec![])), Err(Fail::Status(INVALID_OWNER)));
-        assert_eq!(before(FILE_OPEN, sd_with(&bob().user, vec![])), Ok(()), "never creates: ignored");
+        assert_eq!(
+            before(FILE_CREATE, sd_with(&bob().user, vec![])),
+            Err(Fail::Status(INVALID_OWNER))
+        );
+        assert_eq!(
+            before(FILE_OPEN_IF, sd_with(&bob().user, vec![])),
+            Err(Fail::Status(INVALID_OWNER))
+        );
+        assert_eq!(
+            before(FILE_OPEN, sd_with(&bob().user, vec![])),
+            Ok(()),
+            "never creates: ignored"
+        );
         assert_eq!(before(FILE_CREATE, sd_with(&a.user, vec![])), Ok(()));
         let mut sacl = sd_with(&a.user, vec![]);
         sacl.control |= SE_SACL_PRESENT;
         sacl.sacl = Some(Acl::new(vec![]));
-        assert_eq!(before(FILE_SUPERSEDE, sacl), Err(Fail::Status(status::PRIVILEGE_NOT_HELD)));
-        assert_eq!(OpenCheck::new(a.clone(), &s.root, req(0, FILE_CREATE)).before_open(), Ok(()));
+        assert_eq!(
+            before(FILE_SUPERSEDE, sacl),
+            Err(Fail::Status(status::PRIVILEGE_NOT_HELD))
+        );
+        assert_eq!(
+            OpenCheck::new(a.clone(), &s.root, req(0, FILE_CREATE)).before_open(),
+            Ok(())
+        );
     }
 
     #[test]
@@ -1152,26 +1729,53 @@ mod tests {
         // Parent without descriptor, no SecD: nothing stored.
         let (g, m) = check(&s, &a, "d/plain", req(FILE_READ_DATA_, FILE_CREATE), true).unwrap();
         assert_eq!((g, m), (FILE_READ_DATA_, FILE_ALL_ACCESS));
-        assert_eq!(mk(&s.root, "d/plain", false).security_descriptor().unwrap(), None);
+        assert_eq!(
+            mk(&s.root, "d/plain", false).security_descriptor().unwrap(),
+            None
+        );
         // smb2.acls.INHERITANCE: the parent passes [owner: WRITE_DATA|WRITE_DAC] on; the
         // creator still gets everything it asked for, a later open does not.
-        store(&d, &sd_with(&a.user, vec![allow(OBJECT_INHERIT_ACE, FILE_WRITE_DATA | WRITE_DAC, &a.user), allow(0, FILE_ALL_ACCESS, &Sid::everyone())]));
+        store(
+            &d,
+            &sd_with(
+                &a.user,
+                vec![
+                    allow(OBJECT_INHERIT_ACE, FILE_WRITE_DATA | WRITE_DAC, &a.user),
+                    allow(0, FILE_ALL_ACCESS, &Sid::everyone()),
+                ],
+            ),
+        );
         let (g, _) = check(&s, &a, "d/f", req(FILE_ALL_ACCESS, FILE_CREATE), true).unwrap();
         assert_eq!(g, FILE_ALL_ACCESS);
         let f = mk(&s.root, "d/f", false);
         let stored = load(&f).unwrap().unwrap();
-        assert_eq!(stored.dacl.unwrap().aces, vec![allow(0, FILE_WRITE_DATA | WRITE_DAC, &a.user)]);
+        assert_eq!(
+            stored.dacl.unwrap().aces,
+            vec![allow(0, FILE_WRITE_DATA | WRITE_DAC, &a.user)]
+        );
         assert_eq!(stored.owner, Some(a.user.clone()));
-        assert_eq!(check(&s, &a, "d/f", req(FILE_ALL_ACCESS, FILE_OPEN), false), Err(Fail::Status(status::ACCESS_DENIED)));
+        assert_eq!(
+            check(&s, &a, "d/f", req(FILE_ALL_ACCESS, FILE_OPEN), false),
+            Err(Fail::Status(status::ACCESS_DENIED))
+        );
         assert!(check(&s, &a, "d/f", req(FILE_WRITE_DATA, FILE_OPEN), false).is_ok());
         // A SecD wins over inheritance; MAXIMUM_ALLOWED on create is everything.
         let mut r = req(MAXIMUM_ALLOWED, FILE_CREATE);
-        r.sec_desc = Some(sd_with(&a.user, vec![allow(0, FILE_READ_DATA_, &authenticated_users())]));
+        r.sec_desc = Some(sd_with(
+            &a.user,
+            vec![allow(0, FILE_READ_DATA_, &authenticated_users())],
+        ));
         let (g, m) = check(&s, &a, "d/secd", r, true).unwrap();
         assert_eq!(g, FILE_ALL_ACCESS);
-        assert_eq!(m, FILE_READ_DATA_ | OWNER_IMPLICIT | FILE_READ_ATTRIBUTES | DELETE);
+        assert_eq!(
+            m,
+            FILE_READ_DATA_ | OWNER_IMPLICIT | FILE_READ_ATTRIBUTES | DELETE
+        );
         let stored = load(&mk(&s.root, "d/secd", false)).unwrap().unwrap();
-        assert_eq!(stored.dacl.unwrap().aces, vec![allow(0, FILE_READ_DATA_, &authenticated_users())]);
+        assert_eq!(
+            stored.dacl.unwrap().aces,
+            vec![allow(0, FILE_READ_DATA_, &authenticated_users())]
+        );
     }
 
     #[test]
@@ -1179,7 +1783,9 @@ mod tests {
         let Some(s) = share() else { return };
         let a = alice();
         // More ACEs than an ext4 xattr block holds (and below SD_MAX).
-        let aces = (0..1500).map(|i| allow(0, FILE_READ_DATA_, &sid(&format!("S-1-5-21-1-2-3-{i}")))).collect();
+        let aces = (0..1500)
+            .map(|i| allow(0, FILE_READ_DATA_, &sid(&format!("S-1-5-21-1-2-3-{i}"))))
+            .collect();
         let mut r = req(FILE_READ_DATA_, FILE_CREATE);
         r.sec_desc = Some(sd_with(&a.user, aces));
         let h = mk(&s.root, "big", false);
@@ -1202,32 +1808,108 @@ mod tests {
             query_info(&f, false, &a, 7).unwrap(),
             duet_fscc::default_security_descriptor(&a.user, &builtin_users(), false, 7)
         );
-        let dacl_only = |aces| SecurityDescriptor { control: SE_DACL_PRESENT, dacl: Some(Acl::new(aces)), ..Default::default() }.to_bytes().unwrap();
+        let dacl_only = |aces| {
+            SecurityDescriptor {
+                control: SE_DACL_PRESENT,
+                dacl: Some(Acl::new(aces)),
+                ..Default::default()
+            }
+            .to_bytes()
+            .unwrap()
+        };
         // WRITE_DAC needed for the DACL; nothing is stored when refused.
         assert_eq!(
-            set_info(&f, READ_CONTROL, false, &a, DACL_SECURITY_INFORMATION, &dacl_only(vec![])),
+            set_info(
+                &f,
+                READ_CONTROL,
+                false,
+                &a,
+                DACL_SECURITY_INFORMATION,
+                &dacl_only(vec![])
+            ),
             Err(Fail::Status(status::ACCESS_DENIED))
         );
         assert_eq!(f.security_descriptor().unwrap(), None);
-        assert_eq!(set_info(&f, WRITE_DAC, false, &a, DACL_SECURITY_INFORMATION, &[1, 2, 3]), Err(Fail::Status(INVALID_SECURITY_DESCR)));
-        set_info(&f, WRITE_DAC, false, &a, DACL_SECURITY_INFORMATION, &dacl_only(vec![allow(0, GENERIC_READ, &a.user)])).unwrap();
+        assert_eq!(
+            set_info(
+                &f,
+                WRITE_DAC,
+                false,
+                &a,
+                DACL_SECURITY_INFORMATION,
+                &[1, 2, 3]
+            ),
+            Err(Fail::Status(INVALID_SECURITY_DESCR))
+        );
+        set_info(
+            &f,
+            WRITE_DAC,
+            false,
+            &a,
+            DACL_SECURITY_INFORMATION,
+            &dacl_only(vec![allow(0, GENERIC_READ, &a.user)]),
+        )
+        .unwrap();
         // Stored: owner kept from the synthesized descriptor, DACL mapped.
         let q = SecurityDescriptor::from_bytes(&query_info(&f, false, &bob(), 5).unwrap()).unwrap();
-        assert_eq!(q.owner, Some(a.user.clone()), "the stored owner, whoever asks");
+        assert_eq!(
+            q.owner,
+            Some(a.user.clone()),
+            "the stored owner, whoever asks"
+        );
         assert_eq!(q.group, None, "only the parts asked for");
         assert_eq!(q.control, SE_SELF_RELATIVE | SE_DACL_PRESENT);
-        assert_eq!(q.dacl.unwrap().aces, vec![allow(0, FILE_GENERIC_READ, &a.user)]);
+        assert_eq!(
+            q.dacl.unwrap().aces,
+            vec![allow(0, FILE_GENERIC_READ, &a.user)]
+        );
         // SACL: no privilege.
         assert_eq!(
-            set_info(&f, FILE_ALL_ACCESS, false, &a, SACL_SECURITY_INFORMATION, &dacl_only(vec![])),
+            set_info(
+                &f,
+                FILE_ALL_ACCESS,
+                false,
+                &a,
+                SACL_SECURITY_INFORMATION,
+                &dacl_only(vec![])
+            ),
             Err(Fail::Status(status::PRIVILEGE_NOT_HELD))
         );
         // Owner: only to a SID of the token.
-        let owner = |o: &Sid| SecurityDescriptor { owner: Some(o.clone()), ..Default::default() }.to_bytes().unwrap();
-        assert_eq!(set_info(&f, WRITE_OWNER, false, &a, OWNER_SECURITY_INFORMATION, &owner(&bob().user)), Err(Fail::Status(INVALID_OWNER)));
-        set_info(&f, WRITE_OWNER, false, &a, OWNER_SECURITY_INFORMATION, &owner(&Sid::everyone())).unwrap();
+        let owner = |o: &Sid| {
+            SecurityDescriptor {
+                owner: Some(o.clone()),
+                ..Default::default()
+            }
+            .to_bytes()
+            .unwrap()
+        };
+        assert_eq!(
+            set_info(
+                &f,
+                WRITE_OWNER,
+                false,
+                &a,
+                OWNER_SECURITY_INFORMATION,
+                &owner(&bob().user)
+            ),
+            Err(Fail::Status(INVALID_OWNER))
+        );
+        set_info(
+            &f,
+            WRITE_OWNER,
+            false,
+            &a,
+            OWNER_SECURITY_INFORMATION,
+            &owner(&Sid::everyone()),
+        )
+        .unwrap();
         let q = SecurityDescriptor::from_bytes(&query_info(&f, false, &a, 5).unwrap()).unwrap();
         assert_eq!(q.owner, Some(Sid::everyone()));
-        assert_eq!(q.dacl.unwrap().aces, vec![allow(0, FILE_GENERIC_READ, &a.user)], "the DACL stays");
+        assert_eq!(
+            q.dacl.unwrap().aces,
+            vec![allow(0, FILE_GENERIC_READ, &a.user)],
+            "the DACL stays"
+        );
     }
 }
