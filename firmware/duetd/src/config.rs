@@ -132,7 +132,10 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read board config {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("board config {path} is not valid: {msg}")]
     Parse { path: String, msg: String },
 }
@@ -155,8 +158,11 @@ impl BoardConfig {
             return Err("smb.listen is empty".into());
         }
         let n = &cfg.smb.netbios_name;
-        if n.is_empty() || n.len() > 15 || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("smb.netbios_name {n:?}: 1-15 letters, digits or '-'"));
+        if n.is_empty() || n.len() > 15 || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(format!(
+                "smb.netbios_name {n:?}: 1-15 letters, digits or '-'"
+            ));
         }
         if cfg.limits.max_credits == 0 || cfg.limits.max_connections == 0 {
             return Err("limits must be positive".into());
@@ -199,7 +205,11 @@ mod tests {
 
     #[test]
     fn errors_are_clear() {
-        assert!(BoardConfig::parse("[board]\nname='x'\n[smb]\nnetbios_name='way-too-long-a-name'").unwrap_err().contains("netbios_name"));
+        assert!(
+            BoardConfig::parse("[board]\nname='x'\n[smb]\nnetbios_name='way-too-long-a-name'")
+                .unwrap_err()
+                .contains("netbios_name")
+        );
         assert!(BoardConfig::parse("[board]\nname='x'\nbogus=1").is_err());
         let c = BoardConfig::parse("[board]\nname='x'").unwrap();
         assert_eq!(c.smb.listen[0].port(), 445);

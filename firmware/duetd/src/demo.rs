@@ -19,14 +19,19 @@ pub struct Demo {
 pub fn prepare(dir: &Path) -> Result<Demo, String> {
     let share_dir = dir.join("share");
     let state_dir = dir.join("state");
-    std::fs::create_dir_all(&share_dir).map_err(|e| format!("cannot create {}: {e}", share_dir.display()))?;
+    std::fs::create_dir_all(&share_dir)
+        .map_err(|e| format!("cannot create {}: {e}", share_dir.display()))?;
     let share_dir = share_dir
         .canonicalize()
         .map_err(|e| format!("cannot resolve {}: {e}", share_dir.display()))?;
     let store = Store::open(&state_dir).map_err(|e| e.to_string())?;
     let user = "demo".to_string();
     let mut password = None;
-    if store.user_nt_hash(&user).map_err(|e| e.to_string())?.is_none() {
+    if store
+        .user_nt_hash(&user)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
         let pw = random_password();
         store.add_user(&user, &pw).map_err(|e| e.to_string())?;
         password = Some(pw);
@@ -41,12 +46,19 @@ pub fn prepare(dir: &Path) -> Result<Demo, String> {
             })
             .map_err(|e| e.to_string())?;
     }
-    Ok(Demo { state_dir, share_dir, user, password })
+    Ok(Demo {
+        state_dir,
+        share_dir,
+        user,
+        password,
+    })
 }
 
 fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut raw = [0u8; 14];
     crate::util::random_bytes(&mut raw);
-    raw.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    raw.iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }

@@ -47,7 +47,9 @@ enum Exit {
 
 fn take_value(args: &[String], i: &mut usize, flag: &str) -> Result<String, Exit> {
     *i += 1;
-    args.get(*i).cloned().ok_or_else(|| Exit::Usage(format!("{flag} needs a value")))
+    args.get(*i)
+        .cloned()
+        .ok_or_else(|| Exit::Usage(format!("{flag} needs a value")))
 }
 
 fn run(args: &[String]) -> Result<(), Exit> {
@@ -66,12 +68,17 @@ fn run(args: &[String]) -> Result<(), Exit> {
             "--state" => state = Some(take_value(args, &mut i, "--state")?.into()),
             "--listen" => {
                 let v = take_value(args, &mut i, "--listen")?;
-                listen.push(v.parse().map_err(|_| Exit::Usage(format!("--listen {v}: expected ADDR:PORT")))?);
+                listen.push(
+                    v.parse()
+                        .map_err(|_| Exit::Usage(format!("--listen {v}: expected ADDR:PORT")))?,
+                );
             }
             "--dir" => dir = take_value(args, &mut i, "--dir")?.into(),
             "--port" => {
                 let v = take_value(args, &mut i, "--port")?;
-                port = v.parse().map_err(|_| Exit::Usage(format!("--port {v}: expected a port number")))?;
+                port = v
+                    .parse()
+                    .map_err(|_| Exit::Usage(format!("--port {v}: expected a port number")))?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -93,15 +100,22 @@ fn run(args: &[String]) -> Result<(), Exit> {
         }
         "demo" => {
             let demo = duetd::demo::prepare(&dir).map_err(Exit::Fail)?;
-            let mut cfg = BoardConfig::parse(include_str!("../../../board-configs/lab.toml")).map_err(Exit::Fail)?;
+            let mut cfg = BoardConfig::parse(include_str!("../../../board-configs/lab.toml"))
+                .map_err(Exit::Fail)?;
             cfg.smb.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
             println!("duet demo node");
-            println!("  share:    //127.0.0.1/share  ({})", demo.share_dir.display());
+            println!(
+                "  share:    //127.0.0.1/share  ({})",
+                demo.share_dir.display()
+            );
             match &demo.password {
                 Some(pw) => println!("  user:     {}  password: {pw}", demo.user),
                 None => println!("  user:     {}  (password printed on the first run; reset with: duetctl --state {} user passwd demo)", demo.user, demo.state_dir.display()),
             }
-            println!("  try:      smbclient //127.0.0.1/share -p {port} -U {}", demo.user);
+            println!(
+                "  try:      smbclient //127.0.0.1/share -p {port} -U {}",
+                demo.user
+            );
             start(cfg, demo.state_dir)
         }
         "help" => {
@@ -127,12 +141,19 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
         Ok(Some(v)) => match v.as_str() {
             "true" | "yes" | "1" => server_cfg.signing_required = true,
             "false" | "no" | "0" => server_cfg.signing_required = false,
-            other => return Err(Exit::Fail(format!("setting smb.signing_required = {other:?}: expected true or false"))),
+            other => {
+                return Err(Exit::Fail(format!(
+                    "setting smb.signing_required = {other:?}: expected true or false"
+                )))
+            }
         },
         Ok(None) => {}
         Err(e) => return Err(Exit::Fail(e.to_string())),
     }
-    tracing::info!(signing_required = server_cfg.signing_required, "SMB settings");
+    tracing::info!(
+        signing_required = server_cfg.signing_required,
+        "SMB settings"
+    );
     let server = Server::new(server_cfg, store);
     let max_conns = cfg.limits.max_connections;
     rt.block_on(async move {
@@ -141,7 +162,11 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Exit::Fail(format!("cannot listen on {addr}: {e}")))?;
-            tasks.push(tokio::spawn(duetd::server::serve(server.clone(), l, max_conns)));
+            tasks.push(tokio::spawn(duetd::server::serve(
+                server.clone(),
+                l,
+                max_conns,
+            )));
         }
         tracing::info!(board = %cfg.board.name, state = %state.display(), "duetd started");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

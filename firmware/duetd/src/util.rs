@@ -8,19 +8,17 @@ pub fn random_bytes(buf: &mut [u8]) {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let r = unsafe {
-            libc::getrandom(
-                buf[filled..].as_mut_ptr().cast(),
-                buf.len() - filled,
-                0,
-            )
-        };
+        let r =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if r > 0 {
             filled += r as usize;
         } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             // getrandom cannot fail on Linux >= 3.17 once the pool is ready; fall back to
             // the clock mixed with the address so ids still differ.
-            let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let t = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
             for (i, b) in buf[filled..].iter_mut().enumerate() {
                 *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8);
             }
@@ -31,10 +29,15 @@ pub fn random_bytes(buf: &mut [u8]) {
 
 /// Now as an NT FILETIME (100 ns since 1601-01-01).
 pub fn now_filetime() -> u64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     116_444_736_000_000_000u64 + d.as_secs() * 10_000_000 + d.subsec_nanos() as u64 / 100
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

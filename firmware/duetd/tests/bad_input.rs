@@ -13,7 +13,12 @@ fn server() -> (tempfile::TempDir, Arc<Server>) {
     let store = duet_state::Store::open(&dir.path().join("state")).unwrap();
     store.add_user("alice", "pw").unwrap();
     store
-        .add_share(&duet_state::ShareConfig { name: "share".into(), path: share, comment: String::new(), read_only: false })
+        .add_share(&duet_state::ShareConfig {
+            name: "share".into(),
+            path: share,
+            comment: String::new(),
+            read_only: false,
+        })
         .unwrap();
     (dir, Server::new(ServerConfig::default(), Arc::new(store)))
 }
@@ -38,7 +43,7 @@ fn negotiate() -> Vec<u8> {
     for d in dialects {
         b.extend_from_slice(&d.to_le_bytes());
     }
-    while (64 + b.len()) % 8 != 0 {
+    while !(64 + b.len()).is_multiple_of(8) {
         b.push(0);
     }
     let ctx_off = 64 + b.len();
@@ -58,8 +63,15 @@ fn negotiate_is_answered() {
     assert_eq!(c.handle_frame(&negotiate()), Flow::Continue);
     let resp = rx.try_recv().expect("a response");
     assert_eq!(&resp[0..4], &[0xFE, b'S', b'M', b'B']);
-    assert_eq!(u32::from_le_bytes(resp[8..12].try_into().unwrap()), 0, "STATUS_SUCCESS");
-    assert_eq!(u16::from_le_bytes(resp[64 + 4..64 + 6].try_into().unwrap()), 0x0311);
+    assert_eq!(
+        u32::from_le_bytes(resp[8..12].try_into().unwrap()),
+        0,
+        "STATUS_SUCCESS"
+    );
+    assert_eq!(
+        u16::from_le_bytes(resp[64 + 4..64 + 6].try_into().unwrap()),
+        0x0311
+    );
     // A second NEGOTIATE on the same connection ends it (MS-SMB2 3.3.5.3.1).
     let mut again = negotiate();
     again[24] = 1; // message id 1

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use duet_fscc::consts::*;
 use duet_hal::fs::{Disposition, FsError, Handle, Kind, OpenOptions, ShareRoot};
 
-use super::files::{share_id, FileKey, Open, OpenKind, OpenRef, ShareEntry, FILE_ATTRIBUTE_VALID_SET, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE};
+use super::files::{
+    share_id, FileKey, Open, OpenKind, OpenRef, ShareEntry, FILE_ATTRIBUTE_VALID_SET,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+};
 use super::{names, notify, Conn, Fail, FileId, HResult, Reply, Req, TreeKind};
 use crate::wire::{le_u16, le_u32, status, utf16le, PutLe, HEADER_LEN};
 
@@ -63,8 +66,14 @@ pub fn map_generic(mut a: u32, maximal: u32) -> u32 {
     a & !(GENERIC_READ | GENERIC_WRITE | GENERIC_EXECUTE | GENERIC_ALL | MAXIMUM_ALLOWED)
 }
 
-const WRITE_ACCESS: u32 =
-    FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_WRITE_EA | FILE_WRITE_ATTRIBUTES | DELETE | WRITE_DAC | WRITE_OWNER | FILE_DELETE_CHILD;
+const WRITE_ACCESS: u32 = FILE_WRITE_DATA
+    | FILE_APPEND_DATA
+    | FILE_WRITE_EA
+    | FILE_WRITE_ATTRIBUTES
+    | DELETE
+    | WRITE_DAC
+    | WRITE_OWNER
+    | FILE_DELETE_CHILD;
 
 /// Checks an SMB2 path (UTF-16 decoded) and turns it into the '/'-separated share-relative
 /// form `duet_hal::fs` takes. "" is the share root.
@@ -145,7 +154,7 @@ struct CreateReq<'a> {
     disposition: u32,
     options: u32,
     name: String,
-    contexts: Vec<(&'a [u8], &'a [u8])>,
+    contexts: Vec<CreateContext<'a>>,
 }
 
 fn parse_create<'a>(req: &Req<'a>) -> Result<CreateReq<'a>, Fail> {
@@ -153,10 +162,11 @@ fn parse_create<'a>(req: &Req<'a>) -> Result<CreateReq<'a>, Fail> {
     b.expect_structure_size(57)?;
     let name_off = b.u16(44)? as usize;
     let name_len = b.u16(46)? as usize;
-    if name_len % 2 != 0 {
+    if !name_len.is_multiple_of(2) {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
-    let name = utf16le(b.buffer(name_off, name_len)?).map_err(|_| Fail::Status(status::OBJECT_NAME_INVALID))?;
+    let name = utf16le(b.buffer(name_off, name_len)?)
+        .map_err(|_| Fail::Status(status::OBJECT_NAME_INVALID))?;
     let ctx_off = b.u32(48)? as usize;
     let ctx_len = b.u32(52)? as usize;
     let ctx = b.buffer(ctx_off, ctx_len)?;
@@ -173,8 +183,11 @@ fn parse_create<'a>(req: &Req<'a>) -> Result<CreateReq<'a>, Fail> {
     })
 }
 
+/// One create context of a request: (name, data).
+pub type CreateContext<'a> = (&'a [u8], &'a [u8]);
+
 /// Splits a create-context chain (MS-SMB2 2.2.13.2) into (name, data) pairs.
-pub fn parse_contexts(buf: &[u8]) -> Result<Vec<(&[u8], &[u8])>, u32> {
+pub fn parse_contexts(buf: &[u8]) -> Result<Vec<CreateContext<'_>>, u32> {
     let mut out = Vec::new();
     let mut off = 0usize;
     let bad = status::INVALID_PARAMETER;
@@ -189,7 +202,8 @@ pub fn parse_contexts(buf: &[u8]) -> Result<Vec<(&[u8], &[u8])>, u32> {
         let data = if data_len == 0 {
             &[][..]
         } else {
-            c.get(data_off..data_off.checked_add(data_len).ok_or(bad)?).ok_or(bad)?
+            c.get(data_off..data_off.checked_add(data_len).ok_or(bad)?)
+                .ok_or(bad)?
         };
         if name_len < 4 {
             return Err(bad);
@@ -201,7 +215,7 @@ pub fn parse_contexts(buf: &[u8]) -> Result<Vec<(&[u8], &[u8])>, u32> {
         if next == 0 {
             break;
         }
-        if next % 8 != 0 || next < 16 {
+        if !next.is_multiple_of(8) || next < 16 {
             return Err(bad);
         }
         off += next;
@@ -250,7 +264,8 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
-    if c.options & (FILE_CREATE_TREE_CONNECTION | FILE_OPEN_BY_FILE_ID | FILE_RESERVE_OPFILTER) != 0 {
+    if c.options & (FILE_CREATE_TREE_CONNECTION | FILE_OPEN_BY_FILE_ID | FILE_RESERVE_OPFILTER) != 0
+    {
         return Err(Fail::Status(status::NOT_SUPPORTED));
     }
     if c.desired & ACCESS_RESERVED != 0 {
@@ -281,7 +296,9 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::ACCESS_DENIED));
     }
     if c.options & FILE_DELETE_ON_CLOSE != 0 && granted & DELETE == 0 {
-        return Err(Fail::Status(status::INVALID_PARAMETER.max(status::ACCESS_DENIED)));
+        return Err(Fail::Status(
+            status::INVALID_PARAMETER.max(status::ACCESS_DENIED),
+        ));
     }
     let want_dir = c.options & FILE_DIRECTORY_FILE != 0;
     if want_dir && !matches!(c.disposition, FILE_OPEN | FILE_CREATE | FILE_OPEN_IF) {
@@ -299,7 +316,10 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
             b"SecD" => sec_desc = Some(super::acl::parse_sd_context(data)?),
             b"QFid" => want_qfid = true,
             b"AlSi" => {
-                alloc_size = Some(crate::wire::le_u64(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?);
+                alloc_size = Some(
+                    crate::wire::le_u64(data, 0)
+                        .map_err(|_| Fail::Status(status::INVALID_PARAMETER))?,
+                );
             }
             // EAs for a created or overwritten file (MS-SMB2 2.2.13.2.1).
             b"ExtA" if c.disposition != FILE_OPEN => {
@@ -316,7 +336,13 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     let acl = super::acl::OpenCheck::new(
         super::acl::Token::of_session(conn, req.session_id),
         &root,
-        super::acl::OpenRequest { desired: c.desired, disposition: c.disposition, options: c.options, tree_maximal: maximal, sec_desc },
+        super::acl::OpenRequest {
+            desired: c.desired,
+            disposition: c.disposition,
+            options: c.options,
+            tree_maximal: maximal,
+            sec_desc,
+        },
     );
     acl.before_open()?;
 
@@ -335,11 +361,19 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         Kind::Any
     };
     let mode = if want_dir { 0o755 } else { 0o644 };
-    let overwrites = matches!(c.disposition, FILE_OVERWRITE | FILE_OVERWRITE_IF | FILE_SUPERSEDE);
+    let overwrites = matches!(
+        c.disposition,
+        FILE_OVERWRITE | FILE_OVERWRITE_IF | FILE_SUPERSEDE
+    );
     let opts = OpenOptions {
-        read: granted & (FILE_READ_DATA | FILE_EXECUTE) != 0 || granted == 0 || true,
+        // The descriptor always reads (metadata, and data for the checks I/O makes
+        // against the open's granted access, which is what decides).
+        read: true,
         write: granted & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0
-            || matches!(c.disposition, FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF),
+            || matches!(
+                c.disposition,
+                FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF
+            ),
         disposition: creating_disp,
         kind,
         attributes_on_create: attributes_on_create(c.attributes),
@@ -353,7 +387,10 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         if overwrites || c.disposition == FILE_CREATE {
             return Err(Fail::Status(status::ACCESS_DENIED));
         }
-        let existing = OpenOptions { disposition: Disposition::Open, ..opts };
+        let existing = OpenOptions {
+            disposition: Disposition::Open,
+            ..opts
+        };
         open_resolved(conn, &root, path, &existing).map_err(|e| match e {
             Fail::Status(status::OBJECT_NAME_NOT_FOUND) => Fail::Status(status::ACCESS_DENIED),
             e => e,
@@ -362,13 +399,23 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         open_resolved(conn, &root, path, &opts)?
     };
     let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
-    let key = FileKey { dev: meta.dev, ino: meta.ino };
+    let key = FileKey {
+        dev: meta.dev,
+        ino: meta.ino,
+    };
     let is_dir = meta.is_dir;
     // The descriptor's access check (a new object: its initial descriptor stored).
     let (granted, maximal) = acl.after_open(&handle, &path, created)?;
-    let who = OpenRef { conn: conn.id, volatile: conn.server.new_id() };
+    let who = OpenRef {
+        conn: conn.id,
+        volatile: conn.server.new_id(),
+    };
     {
-        let mut files = conn.server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+        let mut files = conn
+            .server
+            .files
+            .lock()
+            .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
         if !created {
             if files.is_delete_pending(&key) {
                 return Err(Fail::Status(status::DELETE_PENDING));
@@ -378,7 +425,10 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
                     return Err(Fail::Status(status::CANNOT_DELETE));
                 }
                 if granted & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0
-                    || matches!(c.disposition, FILE_OVERWRITE | FILE_OVERWRITE_IF | FILE_SUPERSEDE)
+                    || matches!(
+                        c.disposition,
+                        FILE_OVERWRITE | FILE_OVERWRITE_IF | FILE_SUPERSEDE
+                    )
                 {
                     return Err(Fail::Status(status::ACCESS_DENIED));
                 }
@@ -386,7 +436,10 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
             if !files.check_share(&key, granted, c.share_access) {
                 return Err(Fail::Status(status::SHARING_VIOLATION));
             }
-            if !is_dir && overwrites && !overwrite_keeps_hidden_system(meta.dos_attributes, c.attributes) {
+            if !is_dir
+                && overwrites
+                && !overwrite_keeps_hidden_system(meta.dos_attributes, c.attributes)
+            {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
         }
@@ -400,7 +453,16 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
                 }
             }
         }
-        files.add_open(key, share_id(&root), &path, ShareEntry { who, access: granted, share: c.share_access });
+        files.add_open(
+            key,
+            share_id(&root),
+            &path,
+            ShareEntry {
+                who,
+                access: granted,
+                share: c.share_access,
+            },
+        );
     }
     let mut action = if created { FILE_CREATED } else { FILE_OPENED };
     if !created && overwrites {
@@ -412,14 +474,23 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
             release(conn, key, who);
             return Err(Fail::Status(fs_status(&e)));
         }
-        let _ = handle.set_dos_attributes(attributes_on_create(c.attributes) | FILE_ATTRIBUTE_ARCHIVE);
-        action = if c.disposition == FILE_SUPERSEDE { FILE_SUPERSEDED } else { FILE_OVERWRITTEN };
+        let _ =
+            handle.set_dos_attributes(attributes_on_create(c.attributes) | FILE_ATTRIBUTE_ARCHIVE);
+        action = if c.disposition == FILE_SUPERSEDE {
+            FILE_SUPERSEDED
+        } else {
+            FILE_OVERWRITTEN
+        };
     }
     if !create_eas.is_empty() && action != FILE_OPENED {
         if let Err(st) = super::info::set_eas(&handle, &create_eas) {
             release(conn, key, who);
             if created {
-                let _ = if is_dir { root.rmdir(&path) } else { root.unlink(&path) };
+                let _ = if is_dir {
+                    root.rmdir(&path)
+                } else {
+                    root.unlink(&path)
+                };
             }
             return Err(Fail::Status(st));
         }
@@ -434,7 +505,10 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         notify::report(conn, &root, &path, notify::FILE_ACTION_MODIFIED, is_dir);
     }
 
-    let file_id = FileId { persistent: conn.server.new_id(), volatile: who.volatile };
+    let file_id = FileId {
+        persistent: conn.server.new_id(),
+        volatile: who.volatile,
+    };
     if want_mxac {
         let mut d = Vec::with_capacity(8);
         d.put_u32(0);
@@ -518,7 +592,12 @@ pub fn overwrite_keeps_hidden_system(existing: u32, asked: u32) -> bool {
 /// case-insensitively (`names`): an existing object is opened under its name on disk;
 /// a new one gets the client's spelling of the missing components. Returns the handle,
 /// whether it was created and the path on disk.
-fn open_resolved(conn: &Conn, root: &ShareRoot, path: String, opts: &OpenOptions) -> Result<(Handle, bool, String), Fail> {
+fn open_resolved(
+    conn: &Conn,
+    root: &ShareRoot,
+    path: String,
+    opts: &OpenOptions,
+) -> Result<(Handle, bool, String), Fail> {
     let collision = |e: FsError| {
         if matches!(e, FsError::Exists) {
             Fail::Status(status::OBJECT_NAME_COLLISION)
@@ -527,7 +606,10 @@ fn open_resolved(conn: &Conn, root: &ShareRoot, path: String, opts: &OpenOptions
         }
     };
     // Existing objects first, as spelled: the common case costs nothing more.
-    let existing = OpenOptions { disposition: Disposition::Open, ..*opts };
+    let existing = OpenOptions {
+        disposition: Disposition::Open,
+        ..*opts
+    };
     let miss = match root.open_file(&path, &existing) {
         Ok((h, _)) if opts.disposition == Disposition::Create => {
             drop(h);
@@ -539,7 +621,10 @@ fn open_resolved(conn: &Conn, root: &ShareRoot, path: String, opts: &OpenOptions
     };
     let (path, seen) = names::resolve_missing(&conn.server.names, root, &path, &miss);
     if opts.disposition == Disposition::Open {
-        return root.open_file(&path, opts).map(|(h, _)| (h, false, path)).map_err(collision);
+        return root
+            .open_file(&path, opts)
+            .map(|(h, _)| (h, false, path))
+            .map_err(collision);
     }
     let (h, created) = root.open_file(&path, opts).map_err(collision)?;
     if created {
@@ -559,7 +644,10 @@ fn open_pipe(conn: &mut Conn, req: &Req, c: &CreateReq) -> HResult {
     let Some(pipe) = duet_rpc::Pipe::open(name) else {
         return Err(Fail::Status(status::OBJECT_NAME_NOT_FOUND));
     };
-    let file_id = FileId { persistent: conn.server.new_id(), volatile: conn.server.new_id() };
+    let file_id = FileId {
+        persistent: conn.server.new_id(),
+        volatile: conn.server.new_id(),
+    };
     conn.opens.insert(
         file_id.volatile,
         Open {
@@ -605,8 +693,13 @@ fn open_pipe(conn: &mut Conn, req: &Req, c: &CreateReq) -> HResult {
 pub fn lookup_fid(conn: &Conn, req: &Req, fid: FileId) -> Result<u64, Fail> {
     let fid = if fid == FileId::RELATED {
         match req.related {
-            Some(super::Related { file_id: Some(f), .. }) => f,
-            Some(super::Related { create_err: Some(st), .. }) => return Err(Fail::Status(st)),
+            Some(super::Related {
+                file_id: Some(f), ..
+            }) => f,
+            Some(super::Related {
+                create_err: Some(st),
+                ..
+            }) => return Err(Fail::Status(st)),
             _ => return Err(Fail::Status(status::FILE_CLOSED)),
         }
     } else {
@@ -634,7 +727,10 @@ pub fn handle_close(conn: &mut Conn, req: &Req) -> HResult {
     let mut body = Vec::with_capacity(60);
     body.put_u16(60);
     let meta = if flags & CLOSE_FLAG_POSTQUERY_ATTRIB != 0 {
-        conn.opens.get(&vol).and_then(|o| o.handle()).and_then(|h| h.meta().ok())
+        conn.opens
+            .get(&vol)
+            .and_then(|o| o.handle())
+            .and_then(|h| h.meta().ok())
     } else {
         None
     };
@@ -670,7 +766,10 @@ pub fn close_open(conn: &mut Conn, vol: u64) {
     let (Some(key), Some(root)) = (open.key, open.root.as_ref()) else {
         return;
     };
-    let who = OpenRef { conn: conn.id, volatile: vol };
+    let who = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
     let root = root.clone();
     let root = &root;
     let last = {
@@ -684,7 +783,11 @@ pub fn close_open(conn: &mut Conn, vol: u64) {
     };
     super::lock::wake(&conn.server, key);
     if let Some((path, true)) = last {
-        let r = if open.is_dir { root.rmdir(&path) } else { root.unlink(&path) };
+        let r = if open.is_dir {
+            root.rmdir(&path)
+        } else {
+            root.unlink(&path)
+        };
         match r {
             Ok(()) => notify::report(conn, root, &path, notify::FILE_ACTION_REMOVED, open.is_dir),
             Err(e) => tracing::warn!(path, error = %e, "delete on close failed"),
@@ -709,7 +812,10 @@ mod tests {
         assert_eq!(parse_path("a/b"), Err(status::OBJECT_NAME_INVALID));
         assert_eq!(parse_path("a*"), Err(status::OBJECT_NAME_INVALID));
         assert_eq!(parse_path("f:stream"), Err(status::OBJECT_NAME_NOT_FOUND));
-        assert_eq!(parse_path(&"x".repeat(256)), Err(status::OBJECT_NAME_INVALID));
+        assert_eq!(
+            parse_path(&"x".repeat(256)),
+            Err(status::OBJECT_NAME_INVALID)
+        );
     }
 
     #[test]
@@ -732,35 +838,85 @@ mod tests {
     use super::super::testkit::{CreateArgs, Kit};
 
     fn args(name: &str, disposition: u32, attributes: u32, options: u32) -> CreateArgs {
-        CreateArgs { disposition, attributes, options, ..CreateArgs::new(name) }
+        CreateArgs {
+            disposition,
+            attributes,
+            options,
+            ..CreateArgs::new(name)
+        }
     }
 
     #[test]
     fn create_tree_connection_option_is_not_supported() {
         let kit = Kit::new();
         let mut c = kit.client();
-        assert_eq!(c.create(&args("f", FILE_OPEN_IF, 0, FILE_CREATE_TREE_CONNECTION)).unwrap_err(), status::NOT_SUPPORTED);
-        assert_eq!(c.create(&args("f", FILE_OPEN_IF, 0, FILE_OPEN_BY_FILE_ID)).unwrap_err(), status::NOT_SUPPORTED);
-        assert_eq!(c.create(&args("f", FILE_OPEN_IF, 0, 0x0100_0000)).unwrap_err(), status::INVALID_PARAMETER);
+        assert_eq!(
+            c.create(&args("f", FILE_OPEN_IF, 0, FILE_CREATE_TREE_CONNECTION))
+                .unwrap_err(),
+            status::NOT_SUPPORTED
+        );
+        assert_eq!(
+            c.create(&args("f", FILE_OPEN_IF, 0, FILE_OPEN_BY_FILE_ID))
+                .unwrap_err(),
+            status::NOT_SUPPORTED
+        );
+        assert_eq!(
+            c.create(&args("f", FILE_OPEN_IF, 0, 0x0100_0000))
+                .unwrap_err(),
+            status::INVALID_PARAMETER
+        );
         // Options the server may ignore are accepted (gentest's ok mask 0x00efcf7e).
-        for bit in [0x2u32, 0x4, 0x8, 0x10, 0x20, 0x40, 0x100, 0x200, 0x400, 0x800, 0x4000, 0x0080_0000] {
-            assert!(c.touch(&args("f", FILE_OPEN_IF, 0, bit)).is_ok(), "option {bit:#x}");
+        for bit in [
+            0x2u32,
+            0x4,
+            0x8,
+            0x10,
+            0x20,
+            0x40,
+            0x100,
+            0x200,
+            0x400,
+            0x800,
+            0x4000,
+            0x0080_0000,
+        ] {
+            assert!(
+                c.touch(&args("f", FILE_OPEN_IF, 0, bit)).is_ok(),
+                "option {bit:#x}"
+            );
         }
     }
 
     #[test]
     fn attributes_a_new_file_keeps() {
-        assert_eq!(attributes_on_create(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_NORMAL), 0);
+        assert_eq!(
+            attributes_on_create(FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_NORMAL),
+            0
+        );
         assert_eq!(attributes_on_create(0x0000_7FB7), 0x0000_3127);
         let kit = Kit::new();
         let mut c = kit.client();
         let cases = [
             (FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_ARCHIVE),
-            (FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_ARCHIVE),
+            (
+                FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_DIRECTORY,
+                FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_ARCHIVE,
+            ),
             (FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_ARCHIVE),
-            (FILE_ATTRIBUTE_TEMPORARY, FILE_ATTRIBUTE_TEMPORARY | FILE_ATTRIBUTE_ARCHIVE),
-            (FILE_ATTRIBUTE_OFFLINE | FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_OFFLINE | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE),
-            (FILE_ATTRIBUTE_SPARSE_FILE | FILE_ATTRIBUTE_COMPRESSED | FILE_ATTRIBUTE_REPARSE_POINT, FILE_ATTRIBUTE_ARCHIVE),
+            (
+                FILE_ATTRIBUTE_TEMPORARY,
+                FILE_ATTRIBUTE_TEMPORARY | FILE_ATTRIBUTE_ARCHIVE,
+            ),
+            (
+                FILE_ATTRIBUTE_OFFLINE | FILE_ATTRIBUTE_SYSTEM,
+                FILE_ATTRIBUTE_OFFLINE | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE,
+            ),
+            (
+                FILE_ATTRIBUTE_SPARSE_FILE
+                    | FILE_ATTRIBUTE_COMPRESSED
+                    | FILE_ATTRIBUTE_REPARSE_POINT,
+                FILE_ATTRIBUTE_ARCHIVE,
+            ),
         ];
         for (i, (asked, got)) in cases.into_iter().enumerate() {
             let name = format!("f{i}");
@@ -770,28 +926,54 @@ mod tests {
             assert!(kit.path(&name).is_file());
         }
         // Overwriting keeps the same bits (DIRECTORY is dropped, not an error).
-        let o = c.touch(&args("f0", FILE_OVERWRITE_IF, FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_DIRECTORY, 0)).unwrap();
+        let o = c
+            .touch(&args(
+                "f0",
+                FILE_OVERWRITE_IF,
+                FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_DIRECTORY,
+                0,
+            ))
+            .unwrap();
         assert_eq!(o.action, FILE_OVERWRITTEN);
-        assert_eq!(o.attributes, FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_ARCHIVE);
+        assert_eq!(
+            o.attributes,
+            FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_ARCHIVE
+        );
     }
 
     #[test]
     fn overwriting_a_hidden_or_system_file_must_ask_for_it() {
         assert!(overwrite_keeps_hidden_system(FILE_ATTRIBUTE_ARCHIVE, 0));
         assert!(!overwrite_keeps_hidden_system(FILE_ATTRIBUTE_HIDDEN, 0));
-        assert!(!overwrite_keeps_hidden_system(FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_HIDDEN));
-        assert!(overwrite_keeps_hidden_system(FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_HIDDEN));
+        assert!(!overwrite_keeps_hidden_system(
+            FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM,
+            FILE_ATTRIBUTE_HIDDEN
+        ));
+        assert!(overwrite_keeps_hidden_system(
+            FILE_ATTRIBUTE_SYSTEM,
+            FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_HIDDEN
+        ));
         let kit = Kit::new();
         let mut c = kit.client();
-        c.touch(&args("h", FILE_CREATE, FILE_ATTRIBUTE_HIDDEN, 0)).unwrap();
+        c.touch(&args("h", FILE_CREATE, FILE_ATTRIBUTE_HIDDEN, 0))
+            .unwrap();
         std::fs::write(kit.path("h"), b"data").unwrap();
         for disp in [FILE_OVERWRITE, FILE_OVERWRITE_IF, FILE_SUPERSEDE] {
-            assert_eq!(c.create(&args("h", disp, FILE_ATTRIBUTE_NORMAL, 0)).unwrap_err(), status::ACCESS_DENIED);
+            assert_eq!(
+                c.create(&args("h", disp, FILE_ATTRIBUTE_NORMAL, 0))
+                    .unwrap_err(),
+                status::ACCESS_DENIED
+            );
         }
         // Refused before the data was touched; plain opens are fine.
         assert_eq!(std::fs::read(kit.path("h")).unwrap(), b"data");
-        assert_eq!(c.touch(&args("h", FILE_OPEN_IF, 0, 0)).unwrap().action, FILE_OPENED);
-        let o = c.touch(&args("h", FILE_OVERWRITE_IF, FILE_ATTRIBUTE_HIDDEN, 0)).unwrap();
+        assert_eq!(
+            c.touch(&args("h", FILE_OPEN_IF, 0, 0)).unwrap().action,
+            FILE_OPENED
+        );
+        let o = c
+            .touch(&args("h", FILE_OVERWRITE_IF, FILE_ATTRIBUTE_HIDDEN, 0))
+            .unwrap();
         assert_eq!(o.action, FILE_OVERWRITTEN);
         assert_eq!(std::fs::read(kit.path("h")).unwrap(), b"");
     }
@@ -802,41 +984,105 @@ mod tests {
         let mut c = kit.client();
         let enc = FILE_ATTRIBUTE_ENCRYPTED;
         for disp in [FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE_IF, FILE_SUPERSEDE] {
-            assert_eq!(c.create(&args("e", disp, enc, 0)).unwrap_err(), status::ACCESS_DENIED, "disposition {disp}");
+            assert_eq!(
+                c.create(&args("e", disp, enc, 0)).unwrap_err(),
+                status::ACCESS_DENIED,
+                "disposition {disp}"
+            );
         }
         assert!(!kit.path("e").exists());
         c.touch(&args("e", FILE_CREATE, 0, 0)).unwrap();
-        assert_eq!(c.create(&args("e", FILE_OVERWRITE, enc, 0)).unwrap_err(), status::ACCESS_DENIED);
+        assert_eq!(
+            c.create(&args("e", FILE_OVERWRITE, enc, 0)).unwrap_err(),
+            status::ACCESS_DENIED
+        );
         // Opening an existing file ignores the attributes.
-        assert_eq!(c.touch(&args("e", FILE_OPEN_IF, enc, 0)).unwrap().action, FILE_OPENED);
-        assert_eq!(c.touch(&args("e", FILE_OPEN, enc, 0)).unwrap().attributes, FILE_ATTRIBUTE_ARCHIVE);
+        assert_eq!(
+            c.touch(&args("e", FILE_OPEN_IF, enc, 0)).unwrap().action,
+            FILE_OPENED
+        );
+        assert_eq!(
+            c.touch(&args("e", FILE_OPEN, enc, 0)).unwrap().attributes,
+            FILE_ATTRIBUTE_ARCHIVE
+        );
     }
 
     #[test]
     fn names_match_without_regard_to_case() {
         let kit = Kit::new();
         let mut c = kit.client();
-        c.touch(&args("Docs", FILE_CREATE, 0, FILE_DIRECTORY_FILE)).unwrap();
-        c.touch(&args("Docs\\Report.TXT", FILE_CREATE, 0, 0)).unwrap();
+        c.touch(&args("Docs", FILE_CREATE, 0, FILE_DIRECTORY_FILE))
+            .unwrap();
+        c.touch(&args("Docs\\Report.TXT", FILE_CREATE, 0, 0))
+            .unwrap();
         // Opens find the name on disk whatever the case.
-        assert_eq!(c.touch(&args("docs\\report.txt", FILE_OPEN, 0, 0)).unwrap().action, FILE_OPENED);
-        assert_eq!(c.touch(&args("DOCS", FILE_OPEN, 0, FILE_DIRECTORY_FILE)).unwrap().action, FILE_OPENED);
+        assert_eq!(
+            c.touch(&args("docs\\report.txt", FILE_OPEN, 0, 0))
+                .unwrap()
+                .action,
+            FILE_OPENED
+        );
+        assert_eq!(
+            c.touch(&args("DOCS", FILE_OPEN, 0, FILE_DIRECTORY_FILE))
+                .unwrap()
+                .action,
+            FILE_OPENED
+        );
         // A create of another spelling of an existing name is a collision, and an
         // open-if opens the existing file rather than making a second one.
-        assert_eq!(c.create(&args("DOCS\\REPORT.txt", FILE_CREATE, 0, 0)).unwrap_err(), status::OBJECT_NAME_COLLISION);
-        assert_eq!(c.touch(&args("docs\\REPORT.txt", FILE_OPEN_IF, 0, 0)).unwrap().action, FILE_OPENED);
-        assert_eq!(c.touch(&args("docs\\report.TXT", FILE_OVERWRITE_IF, 0, 0)).unwrap().action, FILE_OVERWRITTEN);
+        assert_eq!(
+            c.create(&args("DOCS\\REPORT.txt", FILE_CREATE, 0, 0))
+                .unwrap_err(),
+            status::OBJECT_NAME_COLLISION
+        );
+        assert_eq!(
+            c.touch(&args("docs\\REPORT.txt", FILE_OPEN_IF, 0, 0))
+                .unwrap()
+                .action,
+            FILE_OPENED
+        );
+        assert_eq!(
+            c.touch(&args("docs\\report.TXT", FILE_OVERWRITE_IF, 0, 0))
+                .unwrap()
+                .action,
+            FILE_OVERWRITTEN
+        );
         // New names keep the client's spelling, under the existing directory.
-        assert_eq!(c.touch(&args("DOCS\\New.txt", FILE_CREATE, 0, 0)).unwrap().action, FILE_CREATED);
+        assert_eq!(
+            c.touch(&args("DOCS\\New.txt", FILE_CREATE, 0, 0))
+                .unwrap()
+                .action,
+            FILE_CREATED
+        );
         assert!(kit.path("Docs/New.txt").is_file());
-        assert_eq!(c.touch(&args("docs\\NEW.TXT", FILE_OPEN_IF, 0, 0)).unwrap().action, FILE_OPENED);
-        let names: Vec<_> = std::fs::read_dir(kit.path("Docs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            c.touch(&args("docs\\NEW.TXT", FILE_OPEN_IF, 0, 0))
+                .unwrap()
+                .action,
+            FILE_OPENED
+        );
+        let names: Vec<_> = std::fs::read_dir(kit.path("Docs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
         // A name created behind the server's back is found too.
         std::fs::write(kit.path("Docs/Outside.bin"), b"").unwrap();
-        assert_eq!(c.touch(&args("docs\\outside.BIN", FILE_OPEN, 0, 0)).unwrap().action, FILE_OPENED);
-        assert_eq!(c.create(&args("docs\\missing", FILE_OPEN, 0, 0)).unwrap_err(), status::OBJECT_NAME_NOT_FOUND);
-        assert_eq!(c.create(&args("nodir\\x", FILE_OPEN_IF, 0, 0)).unwrap_err(), status::OBJECT_PATH_NOT_FOUND);
+        assert_eq!(
+            c.touch(&args("docs\\outside.BIN", FILE_OPEN, 0, 0))
+                .unwrap()
+                .action,
+            FILE_OPENED
+        );
+        assert_eq!(
+            c.create(&args("docs\\missing", FILE_OPEN, 0, 0))
+                .unwrap_err(),
+            status::OBJECT_NAME_NOT_FOUND
+        );
+        assert_eq!(
+            c.create(&args("nodir\\x", FILE_OPEN_IF, 0, 0)).unwrap_err(),
+            status::OBJECT_PATH_NOT_FOUND
+        );
     }
 
     #[test]

@@ -75,12 +75,17 @@ pub fn handle_query_directory(conn: &mut Conn, req: &Req) -> HResult {
     let name_off = b.u16(24)? as usize;
     let name_len = b.u16(26)? as usize;
     let out_len = b.u32(28)? as usize;
-    let pattern = utf16le(b.buffer(name_off, name_len)?).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?;
+    let pattern = utf16le(b.buffer(name_off, name_len)?)
+        .map_err(|_| Fail::Status(status::INVALID_PARAMETER))?;
     let vol = lookup_fid(conn, req, fid)?;
     super::io::check_charge(conn, req, out_len)?;
     let max = out_len.min(MAX_IO as usize);
-    let mut writer = DirEntryWriter::new(class, max).map_err(|_| Fail::Status(status::INVALID_INFO_CLASS))?;
-    let open = conn.opens.get_mut(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let mut writer =
+        DirEntryWriter::new(class, max).map_err(|_| Fail::Status(status::INVALID_INFO_CLASS))?;
+    let open = conn
+        .opens
+        .get_mut(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     if !open.is_dir {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
@@ -91,18 +96,29 @@ pub fn handle_query_directory(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
     let restart = flags & (RESTART_SCANS | REOPEN) != 0 || open.dir_enum.is_none();
-    let handle = open.handle().ok_or(Fail::Status(status::INVALID_PARAMETER))?.clone();
+    let handle = open
+        .handle()
+        .ok_or(Fail::Status(status::INVALID_PARAMETER))?
+        .clone();
     // The directory's current path (another connection may have renamed it).
     let dir_path = open
         .key
         .and_then(|k| conn.server.files.lock().ok().and_then(|f| f.path_of(&k)))
         .unwrap_or_else(|| open.path.clone());
     if restart {
-        let pattern = if pattern.is_empty() { "*".to_string() } else { pattern };
+        let pattern = if pattern.is_empty() {
+            "*".to_string()
+        } else {
+            pattern
+        };
         let self_meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
         let mut entries = Vec::new();
         let dot = basics(&self_meta);
-        let entry = |name: &str, basics: FileBasics| Entry { name: name.to_string(), basics, gone: false };
+        let entry = |name: &str, basics: FileBasics| Entry {
+            name: name.to_string(),
+            basics,
+            gone: false,
+        };
         if duet_fscc::name_matches(&pattern, ".") {
             entries.push(entry(".", dot.clone()));
         }
@@ -123,7 +139,11 @@ pub fn handle_query_directory(conn: &mut Conn, req: &Req) -> HResult {
         let mut found_exact = false;
         if exact {
             if let Some(root) = open.root.as_ref() {
-                let p = if dir_path.is_empty() { pattern.clone() } else { format!("{dir_path}/{pattern}") };
+                let p = if dir_path.is_empty() {
+                    pattern.clone()
+                } else {
+                    format!("{dir_path}/{pattern}")
+                };
                 if let Ok(m) = root.stat(&p) {
                     entries.push(entry(&pattern, basics(&m)));
                     found_exact = true;
@@ -134,12 +154,22 @@ pub fn handle_query_directory(conn: &mut Conn, req: &Req) -> HResult {
             let list = handle.read_dir().map_err(|e| Fail::Status(fs_status(&e)))?;
             for e in list.entries {
                 if duet_fscc::name_matches(&pattern, &e.name) {
-                    entries.push(Entry { basics: basics(&e.meta), name: e.name, gone: false });
+                    entries.push(Entry {
+                        basics: basics(&e.meta),
+                        name: e.name,
+                        gone: false,
+                    });
                 }
             }
         }
         let version = version_of(&self_meta);
-        open.dir_enum = Some(DirEnum { pattern, entries, next: 0, returned_any: false, version });
+        open.dir_enum = Some(DirEnum {
+            pattern,
+            entries,
+            next: 0,
+            returned_any: false,
+            version,
+        });
     }
     let Some(en) = open.dir_enum.as_mut() else {
         return Err(Fail::Status(status::INTERNAL_ERROR));
@@ -150,8 +180,11 @@ pub fn handle_query_directory(conn: &mut Conn, req: &Req) -> HResult {
         let version = version_of(&meta);
         if version != en.version {
             let list = handle.read_dir().map_err(|e| Fail::Status(fs_status(&e)))?;
-            let now: HashMap<String, FileBasics> =
-                list.entries.into_iter().map(|e| (e.name, basics(&e.meta))).collect();
+            let now: HashMap<String, FileBasics> = list
+                .entries
+                .into_iter()
+                .map(|e| (e.name, basics(&e.meta)))
+                .collect();
             en.refresh(&now);
             en.version = version;
         }
@@ -178,7 +211,11 @@ pub fn handle_query_directory(conn: &mut Conn, req: &Req) -> HResult {
         }
     }
     if writer.is_empty() {
-        let st = if en.returned_any { status::NO_MORE_FILES } else { status::NO_SUCH_FILE };
+        let st = if en.returned_any {
+            status::NO_MORE_FILES
+        } else {
+            status::NO_SUCH_FILE
+        };
         en.returned_any = true;
         return Err(Fail::Status(st));
     }
@@ -217,7 +254,11 @@ mod tests {
 
     #[test]
     fn refresh_skips_removed_names_and_updates_the_rest() {
-        let e = |n: &str| Entry { name: n.into(), basics: fb(FILE_ATTRIBUTE_ARCHIVE), gone: false };
+        let e = |n: &str| Entry {
+            name: n.into(),
+            basics: fb(FILE_ATTRIBUTE_ARCHIVE),
+            gone: false,
+        };
         let mut en = DirEnum {
             pattern: "*".into(),
             entries: vec![e("."), e(".."), e("a"), e("b"), e("c")],
@@ -229,7 +270,11 @@ mod tests {
         now.insert("c".to_string(), fb(FILE_ATTRIBUTE_HIDDEN));
         now.insert("new".to_string(), fb(0));
         en.refresh(&now);
-        let state: Vec<_> = en.entries.iter().map(|e| (e.name.as_str(), e.gone, e.basics.attributes)).collect();
+        let state: Vec<_> = en
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.gone, e.basics.attributes))
+            .collect();
         assert_eq!(
             state,
             [
@@ -251,10 +296,15 @@ mod tests {
     fn names_removed_during_a_scan_are_not_returned() {
         let kit = Kit::new();
         let mut c = kit.client();
-        let dir = CreateArgs { disposition: FILE_CREATE, options: FILE_DIRECTORY_FILE, ..CreateArgs::new("d") };
+        let dir = CreateArgs {
+            disposition: FILE_CREATE,
+            options: FILE_DIRECTORY_FILE,
+            ..CreateArgs::new("d")
+        };
         let h = c.create(&dir).unwrap();
         for i in 0..20 {
-            c.touch(&CreateArgs::new(&format!("d\\file{i:02}"))).unwrap();
+            c.touch(&CreateArgs::new(&format!("d\\file{i:02}")))
+                .unwrap();
         }
         let (st, data) = c.query_dir(h.fid, BOTH, RETURN_SINGLE_ENTRY, "*", 4096);
         assert_eq!(st, 0);
@@ -282,6 +332,43 @@ mod tests {
         assert_eq!(c.close(h.fid), 0);
     }
 
+    /// A directory renamed through another connection: ".." is its new parent.
+    #[test]
+    fn dot_dot_follows_a_rename_by_another_connection() {
+        let kit = Kit::new();
+        let mut one = kit.client();
+        let mut two = kit.client();
+        let dir = |name: &str, attributes| CreateArgs {
+            disposition: FILE_CREATE,
+            options: FILE_DIRECTORY_FILE,
+            attributes,
+            ..CreateArgs::new(name)
+        };
+        one.touch(&dir("p1", FILE_ATTRIBUTE_HIDDEN)).unwrap();
+        one.touch(&dir("p2", 0)).unwrap();
+        let d1 = one.create(&dir("p1\\d", 0)).unwrap();
+        let d2 = two
+            .create(&CreateArgs {
+                disposition: FILE_OPEN,
+                options: FILE_DIRECTORY_FILE,
+                ..CreateArgs::new("p1\\d")
+            })
+            .unwrap();
+        assert_eq!(two.rename(d2.fid, "p2\\d", false), 0);
+        let (st, data) = one.query_dir(
+            d1.fid,
+            FILE_DIRECTORY_INFORMATION,
+            RESTART_SCANS,
+            "..",
+            4096,
+        );
+        assert_eq!(st, 0);
+        let attrs = u32::from_le_bytes(data[56..60].try_into().unwrap());
+        assert_eq!(attrs & FILE_ATTRIBUTE_HIDDEN, 0, "{attrs:#x}");
+        assert_eq!(one.close(d1.fid), 0);
+        assert_eq!(two.close(d2.fid), 0);
+    }
+
     /// Both classes carry the 8.3 name of a long name (the one FileAlternateNameInformation
     /// reports), and none for a name that is already 8.3.
     #[test]
@@ -290,16 +377,31 @@ mod tests {
         let mut c = kit.client();
         c.touch(&CreateArgs::new("torture_search.txt")).unwrap();
         c.touch(&CreateArgs::new("SHORT.TXT")).unwrap();
-        let h = c.create(&CreateArgs { disposition: FILE_OPEN, options: FILE_DIRECTORY_FILE, ..CreateArgs::new("") }).unwrap();
-        for (class, at) in [(FILE_BOTH_DIRECTORY_INFORMATION, 68), (FILE_ID_BOTH_DIRECTORY_INFORMATION, 68)] {
+        let h = c
+            .create(&CreateArgs {
+                disposition: FILE_OPEN,
+                options: FILE_DIRECTORY_FILE,
+                ..CreateArgs::new("")
+            })
+            .unwrap();
+        for (class, at) in [
+            (FILE_BOTH_DIRECTORY_INFORMATION, 68),
+            (FILE_ID_BOTH_DIRECTORY_INFORMATION, 68),
+        ] {
             let (st, data) = c.query_dir(h.fid, class, RESTART_SCANS, "*", 65536);
             assert_eq!(st, 0);
             for (off, name) in entry_names(class, &data) {
                 let len = data[off + at] as usize;
-                let units: Vec<u16> =
-                    data[off + at + 2..off + at + 2 + len].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                let units: Vec<u16> = data[off + at + 2..off + at + 2 + len]
+                    .chunks(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
                 let short = String::from_utf16(&units).unwrap();
-                assert_eq!(short, duet_fscc::short_name(&name).unwrap_or_default(), "{name}");
+                assert_eq!(
+                    short,
+                    duet_fscc::short_name(&name).unwrap_or_default(),
+                    "{name}"
+                );
                 assert_eq!(short.is_empty(), name != "torture_search.txt", "{name}");
             }
         }

@@ -1,7 +1,7 @@
 //! Case-insensitive name lookup. Windows clients expect names to compare without regard
-//! to case (MS-FSA 2.1.5.1: a create matches an existing link "case-insensitively" unless
-//! the open asks otherwise); the share's Linux filesystem is case-sensitive. A name that
-//! does not exist as spelled is looked up in its parent directory ignoring case.
+//! to case (the server's opens are IsCaseInsensitive, MS-FSA 2.1.5.1 and 2.1.1.6); the
+//! share's Linux filesystem is case-sensitive. A name that does not exist as spelled is
+//! looked up in its parent directory ignoring case.
 //!
 //! Owns: turning a client's spelling of a share path into the spelling on disk, and a
 //! bounded cache of case-folded directory listings, so that creating many new names in a
@@ -36,11 +36,6 @@ pub fn fold(name: &str) -> String {
     name.chars().map(fold_char).collect()
 }
 
-/// Whether two names are the same name to a Windows client.
-pub fn same_name(a: &str, b: &str) -> bool {
-    a.chars().map(fold_char).eq(b.chars().map(fold_char))
-}
-
 /// What tells whether a directory's entries changed: both times move when an entry is
 /// added, removed or renamed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +46,10 @@ struct Version {
 
 impl Version {
     fn of(m: &Meta) -> Version {
-        Version { write_time: m.write_time, change_time: m.change_time }
+        Version {
+            write_time: m.write_time,
+            change_time: m.change_time,
+        }
     }
 }
 
@@ -80,7 +78,7 @@ impl NameCache {
             return None;
         }
         l.used = tick;
-        Some(l.names.get(folded).cloned())
+        Some(find(&l.names, folded))
     }
 
     fn remove(&mut self, key: &FileKey) {
@@ -94,16 +92,48 @@ impl NameCache {
         if names.len() > MAX_NAMES {
             return;
         }
-        while !self.dirs.is_empty() && (self.dirs.len() >= MAX_DIRS || self.names + names.len() > MAX_NAMES) {
-            let Some(oldest) = self.dirs.iter().min_by_key(|(_, l)| l.used).map(|(k, _)| *k) else {
+        while !self.dirs.is_empty()
+            && (self.dirs.len() >= MAX_DIRS || self.names + names.len() > MAX_NAMES)
+        {
+            let Some(oldest) = self
+                .dirs
+                .iter()
+                .min_by_key(|(_, l)| l.used)
+                .map(|(k, _)| *k)
+            else {
                 break;
             };
             self.remove(&oldest);
         }
         self.tick += 1;
         self.names += names.len();
-        self.dirs.insert(key, Listing { version, names, used: self.tick });
+        self.dirs.insert(
+            key,
+            Listing {
+                version,
+                names,
+                used: self.tick,
+            },
+        );
     }
+}
+
+/// The name on disk that a folded component names in a listing (folded name -> name):
+/// the name itself in another case, or else the name whose generated 8.3 short name it
+/// is (`duet_fscc::short_name`, what FileAlternateNameInformation and directory
+/// listings report), as Windows opens a file by its short name too.
+fn find(names: &HashMap<String, String>, folded: &str) -> Option<String> {
+    if let Some(n) = names.get(folded) {
+        return Some(n.clone());
+    }
+    // Generated short names are 8.3 names with a '~' (Office's "~$name.docx" is not).
+    if !folded.contains('~') || !duet_fscc::is_8_3(folded) {
+        return None;
+    }
+    names
+        .values()
+        .find(|n| duet_fscc::short_name(n).is_some_and(|s| fold(&s) == folded))
+        .cloned()
 }
 
 /// The directory that holds the last component, as `resolve` saw it: a create there
@@ -131,7 +161,12 @@ fn missing(e: &FsError) -> bool {
 }
 
 /// Finds `name` in directory `dir` ignoring case: the name on disk, if any.
-fn lookup(cache: &Mutex<NameCache>, root: &ShareRoot, dir: &str, name: &str) -> (Option<String>, Option<DirSeen>) {
+fn lookup(
+    cache: &Mutex<NameCache>,
+    root: &ShareRoot,
+    dir: &str,
+    name: &str,
+) -> (Option<String>, Option<DirSeen>) {
     let opts = OpenOptions {
         read: true,
         write: false,
@@ -146,16 +181,24 @@ fn lookup(cache: &Mutex<NameCache>, root: &ShareRoot, dir: &str, name: &str) -> 
     let Ok(meta) = handle.meta() else {
         return (None, None);
     };
-    let key = FileKey { dev: meta.dev, ino: meta.ino };
+    let key = FileKey {
+        dev: meta.dev,
+        ino: meta.ino,
+    };
     let version = Version::of(&meta);
     let seen = Some(DirSeen { key, version });
     let folded = fold(name);
-    let cached = cache.lock().ok().and_then(|mut c| c.get(&key, version, &folded));
+    let cached = cache
+        .lock()
+        .ok()
+        .and_then(|mut c| c.get(&key, version, &folded));
     match cached {
         Some(None) => return (None, seen),
         // A removal within the timestamps' granularity leaves the version as it was:
         // check that a cached name is still there before using it.
-        Some(Some(actual)) if root.stat(&join(dir, &actual)).is_ok() => return (Some(actual), seen),
+        Some(Some(actual)) if root.stat(&join(dir, &actual)).is_ok() => {
+            return (Some(actual), seen)
+        }
         Some(Some(_)) => {}
         None => {}
     }
@@ -166,7 +209,7 @@ fn lookup(cache: &Mutex<NameCache>, root: &ShareRoot, dir: &str, name: &str) -> 
     for e in listing.entries {
         names.entry(fold(&e.name)).or_insert(e.name);
     }
-    let found = names.get(&folded).cloned();
+    let found = find(&names, &folded);
     if let Ok(mut c) = cache.lock() {
         c.insert(key, version, names);
     }
@@ -178,7 +221,11 @@ fn lookup(cache: &Mutex<NameCache>, root: &ShareRoot, dir: &str, name: &str) -> 
 /// The first component found in no case, and all after it, stay as the client spelled
 /// them (a create makes them so). The second value describes the directory of the last
 /// component when it was searched.
-pub fn resolve(cache: &Mutex<NameCache>, root: &ShareRoot, path: &str) -> (String, Option<DirSeen>) {
+pub fn resolve(
+    cache: &Mutex<NameCache>,
+    root: &ShareRoot,
+    path: &str,
+) -> (String, Option<DirSeen>) {
     if path.is_empty() {
         return (String::new(), None);
     }
@@ -192,7 +239,12 @@ pub fn resolve(cache: &Mutex<NameCache>, root: &ShareRoot, path: &str) -> (Strin
 /// [`resolve`] for a path the caller already failed to find as spelled, with the error
 /// that said so: NotFound (only the last component is missing) or PathNotFound (a
 /// parent is). Any other error leaves the path as it is.
-pub fn resolve_missing(cache: &Mutex<NameCache>, root: &ShareRoot, path: &str, err: &FsError) -> (String, Option<DirSeen>) {
+pub fn resolve_missing(
+    cache: &Mutex<NameCache>,
+    root: &ShareRoot,
+    path: &str,
+    err: &FsError,
+) -> (String, Option<DirSeen>) {
     match err {
         FsError::NotFound if !path.is_empty() => {
             let (dir, leaf) = parent_of(path);
@@ -242,9 +294,17 @@ pub fn note_created(cache: &Mutex<NameCache>, root: &ShareRoot, path: &str, seen
     let (dir, leaf) = parent_of(path);
     let now = root.stat(dir).ok();
     let Ok(mut c) = cache.lock() else { return };
-    let Some(l) = c.dirs.get_mut(&seen.key) else { return };
+    let Some(l) = c.dirs.get_mut(&seen.key) else {
+        return;
+    };
     match now {
-        Some(m) if FileKey { dev: m.dev, ino: m.ino } == seen.key && l.version == seen.version => {
+        Some(m)
+            if FileKey {
+                dev: m.dev,
+                ino: m.ino,
+            } == seen.key
+                && l.version == seen.version =>
+        {
             l.version = Version::of(&m);
             if l.names.insert(fold(leaf), leaf.to_string()).is_none() {
                 c.names += 1;
@@ -258,7 +318,10 @@ pub fn note_created(cache: &Mutex<NameCache>, root: &ShareRoot, path: &str, seen
 pub fn forget(cache: &Mutex<NameCache>, root: &ShareRoot, dir: &str) {
     if let Ok(m) = root.stat(dir) {
         if let Ok(mut c) = cache.lock() {
-            c.remove(&FileKey { dev: m.dev, ino: m.ino });
+            c.remove(&FileKey {
+                dev: m.dev,
+                ino: m.ino,
+            });
         }
     }
 }
@@ -279,8 +342,8 @@ mod tests {
     fn folding() {
         assert_eq!(fold("aBc.txt"), "ABC.TXT");
         assert_eq!(fold("straße"), "STRAßE");
-        assert!(same_name("Ärger", "äRGER"));
-        assert!(!same_name("a", "b"));
+        assert_eq!(fold("Ärger"), fold("äRGER"));
+        assert_ne!(fold("a"), fold("b"));
     }
 
     #[test]
@@ -288,8 +351,14 @@ mod tests {
         let (_d, root) = share();
         let cache = Mutex::new(NameCache::default());
         // Exact spellings need no search.
-        assert_eq!(resolve(&cache, &root, "Docs/Report.TXT"), ("Docs/Report.TXT".into(), None));
-        assert_eq!(resolve(&cache, &root, "docs/report.txt").0, "Docs/Report.TXT");
+        assert_eq!(
+            resolve(&cache, &root, "Docs/Report.TXT"),
+            ("Docs/Report.TXT".into(), None)
+        );
+        assert_eq!(
+            resolve(&cache, &root, "docs/report.txt").0,
+            "Docs/Report.TXT"
+        );
         assert_eq!(resolve(&cache, &root, "DOCS/sub").0, "Docs/Sub");
         // A new name keeps the client's spelling, under the parents' names on disk.
         let (p, seen) = resolve(&cache, &root, "docs/New.txt");
@@ -318,7 +387,10 @@ mod tests {
         {
             let c = cache.lock().unwrap();
             let l = c.dirs.values().next().unwrap();
-            assert_eq!(l.names.get("MINE.TXT").map(String::as_str), Some("Mine.txt"));
+            assert_eq!(
+                l.names.get("MINE.TXT").map(String::as_str),
+                Some("Mine.txt")
+            );
             assert_eq!(l.version, Version::of(&root.stat("Docs").unwrap()));
         }
         assert_eq!(resolve(&cache, &root, "Docs/MINE.txt").0, "Docs/Mine.txt");
@@ -336,9 +408,28 @@ mod tests {
     }
 
     #[test]
+    fn short_names_resolve_to_their_long_name() {
+        let (d, root) = share();
+        std::fs::write(d.path().join("Docs/torture_search.txt"), b"").unwrap();
+        let cache = Mutex::new(NameCache::default());
+        let short = duet_fscc::short_name("torture_search.txt").unwrap();
+        assert!(short.contains('~'));
+        let (p, _) = resolve(&cache, &root, &format!("docs/{short}"));
+        assert_eq!(p, "Docs/torture_search.txt");
+        // From the cached listing too, and in any case.
+        let (p, _) = resolve(&cache, &root, &format!("Docs/{}", short.to_lowercase()));
+        assert_eq!(p, "Docs/torture_search.txt");
+        // A name that is no one's short name stays as it is.
+        assert_eq!(resolve(&cache, &root, "Docs/ABC~1.TXT").0, "Docs/ABC~1.TXT");
+    }
+
+    #[test]
     fn cache_is_bounded() {
         let mut c = NameCache::default();
-        let v = Version { write_time: 1, change_time: 1 };
+        let v = Version {
+            write_time: 1,
+            change_time: 1,
+        };
         for i in 0..(MAX_DIRS as u64 + 10) {
             let mut names = HashMap::new();
             names.insert("A".to_string(), "a".to_string());
@@ -349,8 +440,21 @@ mod tests {
         // The oldest went first.
         assert!(!c.dirs.contains_key(&FileKey { dev: 1, ino: 0 }));
         // A stale version is a miss and drops the entry.
-        assert_eq!(c.get(&FileKey { dev: 1, ino: 20 }, Version { write_time: 2, change_time: 1 }, "A"), None);
+        assert_eq!(
+            c.get(
+                &FileKey { dev: 1, ino: 20 },
+                Version {
+                    write_time: 2,
+                    change_time: 1
+                },
+                "A"
+            ),
+            None
+        );
         assert_eq!(c.dirs.len(), MAX_DIRS - 1);
-        assert_eq!(c.get(&FileKey { dev: 1, ino: 21 }, v, "A"), Some(Some("a".to_string())));
+        assert_eq!(
+            c.get(&FileKey { dev: 1, ino: 21 }, v, "A"),
+            Some(Some("a".to_string()))
+        );
     }
 }

@@ -42,7 +42,14 @@ pub struct CreateArgs {
 impl CreateArgs {
     /// Open or create `name` with full access, every share mode, no options.
     pub fn new(name: &str) -> CreateArgs {
-        CreateArgs { name: name.into(), desired: 0x001F_01FF, attributes: 0, share: 7, disposition: 3, options: 0 }
+        CreateArgs {
+            name: name.into(),
+            desired: 0x001F_01FF,
+            attributes: 0,
+            share: 7,
+            disposition: 3,
+            options: 0,
+        }
     }
 }
 
@@ -59,10 +66,18 @@ impl Kit {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(duet_state::Store::open(state.path()).expect("store"));
-        let cfg = ServerConfig { signing_required: false, ..Default::default() };
+        let cfg = ServerConfig {
+            signing_required: false,
+            ..Default::default()
+        };
         let server = Server::new(cfg, store);
         let root = Arc::new(ShareRoot::open(dir.path()).expect("share root"));
-        Kit { server, root, dir, _state: state }
+        Kit {
+            server,
+            root,
+            dir,
+            _state: state,
+        }
     }
 
     /// A new connection with its session and tree connect.
@@ -78,7 +93,10 @@ impl Kit {
             Tree {
                 id: TREE_ID,
                 share_name: "share".into(),
-                kind: TreeKind::Disk { root: self.root.clone(), read_only: false },
+                kind: TreeKind::Disk {
+                    root: self.root.clone(),
+                    read_only: false,
+                },
                 maximal_access: 0x001F_01FF,
             },
         );
@@ -158,7 +176,10 @@ impl Client {
         let u32_at = |o: usize| u32::from_le_bytes(body[o..o + 4].try_into().expect("u32"));
         let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().expect("u64"));
         Ok(Created {
-            fid: FileId { persistent: u64_at(64), volatile: u64_at(72) },
+            fid: FileId {
+                persistent: u64_at(64),
+                volatile: u64_at(72),
+            },
             action: u32_at(4),
             attributes: u32_at(56),
         })
@@ -208,12 +229,14 @@ impl Client {
         self.set_info(fid, 1, 10, &d)
     }
 
-    /// SET_INFO FileDispositionInformation.
-    pub fn set_delete(&mut self, fid: FileId) -> u32 {
-        self.set_info(fid, 1, 13, &[1])
-    }
-
-    pub fn query_dir(&mut self, fid: FileId, class: u8, flags: u8, pattern: &str, out_len: u32) -> (u32, Vec<u8>) {
+    pub fn query_dir(
+        &mut self,
+        fid: FileId,
+        class: u8,
+        flags: u8,
+        pattern: &str,
+        out_len: u32,
+    ) -> (u32, Vec<u8>) {
         let pat = utf16(pattern);
         let mut b = Vec::new();
         b.put_u16(33);
@@ -256,8 +279,10 @@ pub fn entry_names(class: u8, data: &[u8]) -> Vec<(usize, String)> {
         let e = &data[off..];
         let next = u32::from_le_bytes(e[0..4].try_into().expect("next")) as usize;
         let len = u32::from_le_bytes(e[len_at..len_at + 4].try_into().expect("len")) as usize;
-        let units: Vec<u16> =
-            e[name_at..name_at + len].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = e[name_at..name_at + len]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         out.push((off, String::from_utf16_lossy(&units)));
         if next == 0 {
             break;
