@@ -167,6 +167,10 @@ impl BoardConfig {
         if cfg.limits.max_credits == 0 || cfg.limits.max_connections == 0 {
             return Err("limits must be positive".into());
         }
+        let max_failed = crate::smb::session::MAX_TRACKED_FAILURES as u32;
+        if !(1..=max_failed).contains(&cfg.limits.max_failed_logons) {
+            return Err(format!("limits.max_failed_logons must be 1..={max_failed}"));
+        }
         Ok(cfg)
     }
 

@@ -7,7 +7,7 @@
 //! guest logons; never lets a re-authentication change a session's user or keys; never
 //! binds a session to a second connection (no multichannel).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -173,8 +173,9 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
                 AuthError::LogonFailure { user } => Some(user.clone()),
                 _ => None,
             };
+            let window = conn.server.cfg.failed_logon_window_secs;
             if let Ok(mut t) = conn.server.throttle.lock() {
-                t.failure(peer.ip(), user.as_deref(), now);
+                t.failure(peer.ip(), user.as_deref(), now, window);
             }
             if user_locked {
                 tracing::warn!(peer = %peer, user = ?user, "logon refused: account throttled after failed logons");
@@ -551,24 +552,52 @@ pub fn open_transform(conn: &Conn, frame: &[u8]) -> Option<(Vec<u8>, Arc<Encrypt
 
 // ------------------------------------------------------------------ failed-logon throttle
 
+/// The most failures one key remembers; `max_failed_logons` may not exceed it (the board
+/// config checks), so a fixed-size ring per user and per address is enough.
+pub const MAX_TRACKED_FAILURES: usize = 64;
+/// Keys tracked at most per map; past it, keys with no failure in the window are dropped
+/// first, then the whole map is cleared rather than grown (memory stays bounded whatever
+/// the number of client addresses).
+const MAX_TRACKED_KEYS: usize = 16_384;
+
+type Failures = heapless::Deque<u64, MAX_TRACKED_FAILURES>;
+
 /// Counts failed logons per user and per client address in a sliding window.
 #[derive(Default)]
 pub struct Throttle {
-    users: HashMap<String, VecDeque<u64>>,
-    addrs: HashMap<IpAddr, VecDeque<u64>>,
+    users: HashMap<String, Failures>,
+    addrs: HashMap<IpAddr, Failures>,
+}
+
+fn prune(q: &mut Failures, now: u64, window: u64) {
+    while q.front().is_some_and(|t| now.saturating_sub(*t) >= window) {
+        q.pop_front();
+    }
+}
+
+fn record<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Failures>, key: K, now: u64, window: u64) {
+    if map.len() >= MAX_TRACKED_KEYS && !map.contains_key(&key) {
+        map.retain(|_, q| {
+            prune(q, now, window);
+            !q.is_empty()
+        });
+        if map.len() >= MAX_TRACKED_KEYS {
+            tracing::warn!(keys = map.len(), "failed-logon table full; forgetting old failures");
+            map.clear();
+        }
+    }
+    let q = map.entry(key).or_default();
+    if q.is_full() {
+        q.pop_front();
+    }
+    let _ = q.push_back(now);
 }
 
 impl Throttle {
-    fn prune(q: &mut VecDeque<u64>, now: u64, window: u64) {
-        while q.front().is_some_and(|t| now.saturating_sub(*t) >= window) {
-            q.pop_front();
-        }
-    }
     pub fn user_locked(&mut self, user: &str, now: u64, cfg: &super::ServerConfig) -> bool {
-        let key = user.to_lowercase();
-        match self.users.get_mut(&key) {
+        match self.users.get_mut(&user.to_lowercase()) {
             Some(q) => {
-                Self::prune(q, now, cfg.failed_logon_window_secs);
+                prune(q, now, cfg.failed_logon_window_secs);
                 q.len() as u32 >= cfg.max_failed_logons
             }
             None => false,
@@ -577,27 +606,16 @@ impl Throttle {
     pub fn address_locked(&mut self, ip: IpAddr, now: u64, cfg: &super::ServerConfig) -> bool {
         match self.addrs.get_mut(&ip) {
             Some(q) => {
-                Self::prune(q, now, cfg.failed_logon_window_secs);
+                prune(q, now, cfg.failed_logon_window_secs);
                 q.len() as u32 >= cfg.max_failed_logons
             }
             None => false,
         }
     }
-    pub fn failure(&mut self, ip: IpAddr, user: Option<&str>, now: u64) {
-        const CAP: usize = 1024;
-        let q = self.addrs.entry(ip).or_default();
-        q.push_back(now);
-        if q.len() > CAP {
-            q.pop_front();
-        }
+    pub fn failure(&mut self, ip: IpAddr, user: Option<&str>, now: u64, window: u64) {
+        record(&mut self.addrs, ip, now, window);
         if let Some(u) = user {
-            if self.users.len() < 100_000 || self.users.contains_key(&u.to_lowercase()) {
-                let q = self.users.entry(u.to_lowercase()).or_default();
-                q.push_back(now);
-                if q.len() > CAP {
-                    q.pop_front();
-                }
-            }
+            record(&mut self.users, u.to_lowercase(), now, window);
         }
     }
     pub fn success(&mut self, user: &str) {
@@ -610,6 +628,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn throttle_memory_is_bounded() {
+        let mut t = Throttle::default();
+        for i in 0..(MAX_TRACKED_KEYS as u32 + 100) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0xC000_0200u32.wrapping_add(i)));
+            t.failure(ip, None, 1000, 60);
+        }
+        assert!(t.addrs.len() <= MAX_TRACKED_KEYS);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..(MAX_TRACKED_FAILURES as u64 * 2) {
+            t.failure(ip, Some("dave"), 2000 + i, 600);
+        }
+        assert_eq!(t.users["dave"].len(), MAX_TRACKED_FAILURES);
+    }
+
+    #[test]
     fn throttle_window() {
         let cfg = super::super::ServerConfig {
             max_failed_logons: 3,
@@ -620,14 +653,14 @@ mod tests {
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         for i in 0..3 {
             assert!(!t.user_locked("Bob", 100 + i, &cfg));
-            t.failure(ip, Some("bob"), 100 + i);
+            t.failure(ip, Some("bob"), 100 + i, 60);
         }
         assert!(t.user_locked("BOB", 103, &cfg));
         assert!(t.address_locked(ip, 103, &cfg));
         assert!(!t.address_locked("192.0.2.10".parse().unwrap(), 103, &cfg));
         // The window slides.
         assert!(!t.user_locked("bob", 200, &cfg));
-        t.failure(ip, Some("carol"), 300);
+        t.failure(ip, Some("carol"), 300, 60);
         t.success("carol");
         assert!(!t.user_locked("carol", 300, &cfg));
     }
