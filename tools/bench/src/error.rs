@@ -39,7 +39,10 @@ impl fmt::Display for Error {
             Error::Protocol(m) => write!(f, "protocol: {m}"),
             Error::Auth(m) => write!(f, "logon: {m}"),
             Error::Status { command, status } => {
-                write!(f, "command 0x{command:02x} failed with NTSTATUS 0x{status:08x}")
+                write!(
+                    f,
+                    "command 0x{command:02x} failed with NTSTATUS 0x{status:08x}"
+                )
             }
             Error::Other(m) => f.write_str(m),
         }

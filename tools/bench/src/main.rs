@@ -17,6 +17,7 @@ mod servers;
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use error::Error;
@@ -188,13 +189,19 @@ impl W {
             W::SeqRead1M => format!("read {size}, 1 MiB I/O, QD {DEPTH_1M}"),
             W::SeqWrite64K => format!("write {size}, 64 KiB I/O, QD {DEPTH_64K}"),
             W::SeqRead64K => format!("read {size}, 64 KiB I/O, QD {DEPTH_64K}"),
-            W::Create => format!("{} x create+write 4 KiB+close, QD {DEPTH_SMALL}", s.small_files),
+            W::Create => format!(
+                "{} x create+write 4 KiB+close, QD {DEPTH_SMALL}",
+                s.small_files
+            ),
             W::Stat => format!("{} x open+stat+close, QD {DEPTH_SMALL}", s.small_files),
             W::Delete => format!("{} x delete, QD {DEPTH_SMALL}", s.small_files),
             W::Mkdir => format!("{} x mkdir, QD {DEPTH_SMALL}", s.dirs),
             W::Rmdir => format!("{} x rmdir, QD {DEPTH_SMALL}", s.dirs),
             W::List => format!("list a directory of {} entries", s.list_entries),
-            W::Durable => format!("{} x DH2Q+lease create+write 4 KiB+close, QD {DEPTH_SMALL}", s.durable),
+            W::Durable => format!(
+                "{} x DH2Q+lease create+write 4 KiB+close, QD {DEPTH_SMALL}",
+                s.durable
+            ),
             W::Clients => format!(
                 "{} connections x {} files: create+stat+delete, QD 1 each",
                 s.clients, s.per_client
@@ -256,14 +263,25 @@ fn parse_args() -> Result<Options, String> {
         let mut val = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--quick" => o.quick = true,
-            "--runs" => o.runs = val("--runs")?.parse().map_err(|_| "--runs: expected a number")?,
+            "--runs" => {
+                o.runs = val("--runs")?
+                    .parse()
+                    .map_err(|_| "--runs: expected a number")?
+            }
             "--servers" => {
                 o.servers = val("--servers")?
                     .split(',')
                     .map(|s| Kind::parse(s.trim()).ok_or_else(|| format!("unknown server {s}")))
                     .collect::<Result<_, _>>()?;
             }
-            "--only" => o.only = Some(val("--only")?.split(',').map(|s| s.trim().to_string()).collect()),
+            "--only" => {
+                o.only = Some(
+                    val("--only")?
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect(),
+                )
+            }
             "--out" => o.out = val("--out")?.into(),
             "--workdir" => o.workdir = val("--workdir")?.into(),
             "--keep" => o.keep = true,
@@ -285,7 +303,16 @@ fn parse_args() -> Result<Options, String> {
         return Err("--servers: none given".into());
     }
     if let Some(only) = &o.only {
-        let groups = ["seq", "small", "dirs", "list", "durable", "clients", "smbclient", "memory"];
+        let groups = [
+            "seq",
+            "small",
+            "dirs",
+            "list",
+            "durable",
+            "clients",
+            "smbclient",
+            "memory",
+        ];
         if let Some(bad) = only.iter().find(|g| !groups.contains(&g.as_str())) {
             return Err(format!("--only: unknown group {bad}"));
         }
@@ -293,7 +320,25 @@ fn parse_args() -> Result<Options, String> {
     Ok(o)
 }
 
+/// Set by SIGINT/SIGTERM: finish the current step, then stop the servers (smbd runs in
+/// its own process group, so a terminal's Ctrl-C does not reach it) and write what was
+/// measured.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 fn main() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
     let opts = match parse_args() {
         Ok(o) => o,
         Err(e) => {
@@ -362,7 +407,10 @@ impl Progress {
         let el = self.start.elapsed().as_secs();
         let eta = if self.done > 1 {
             let per = self.start.elapsed().as_secs_f64() / (self.done - 1) as f64;
-            format!(", about {}s left", (per * (self.total - self.done + 1) as f64) as u64)
+            format!(
+                ", about {}s left",
+                (per * (self.total - self.done + 1) as f64) as u64
+            )
         } else {
             String::new()
         };
@@ -397,7 +445,13 @@ fn target(s: &Server) -> client::Target {
 }
 
 /// Runs one workload once on one server: (seconds, amount in bytes or operations).
-fn run_once(w: W, s: &Server, run: usize, ctx: &Ctx<'_>) -> Result<(f64, f64), Error> {
+fn run_once(
+    w: W,
+    s: &Server,
+    run: usize,
+    ctx: &Ctx<'_>,
+    notes: &mut Vec<String>,
+) -> Result<(f64, f64), Error> {
     let t = target(s);
     let z = ctx.sizes;
     let bytes = z.seq_bytes as f64;
@@ -407,26 +461,61 @@ fn run_once(w: W, s: &Server, run: usize, ctx: &Ctx<'_>) -> Result<(f64, f64), E
     let sc_dirs = format!("scdirs-{run}");
     Ok(match w {
         W::SeqWrite1M | W::SeqWrite64K => {
-            let io = if w == W::SeqWrite1M { 1 << 20 } else { 64 << 10 };
-            let depth = if w == W::SeqWrite1M { DEPTH_1M } else { DEPTH_64K };
+            let io = if w == W::SeqWrite1M {
+                1 << 20
+            } else {
+                64 << 10
+            };
+            let depth = if w == W::SeqWrite1M {
+                DEPTH_1M
+            } else {
+                DEPTH_64K
+            };
             let name = format!("w-{run}.bin");
             let r = pc::seq_write(&t, &name, z.seq_bytes, io, depth);
             let _ = pc::remove_file(&t, &name);
             sync_disks();
             (r?, bytes)
         }
-        W::SeqRead1M => (pc::seq_read(&t, "seq.bin", z.seq_bytes, 1 << 20, DEPTH_1M)?, bytes),
-        W::SeqRead64K => (pc::seq_read(&t, "seq.bin", z.seq_bytes, 64 << 10, DEPTH_64K)?, bytes),
+        W::SeqRead1M => (
+            pc::seq_read(&t, "seq.bin", z.seq_bytes, 1 << 20, DEPTH_1M)?,
+            bytes,
+        ),
+        W::SeqRead64K => (
+            pc::seq_read(&t, "seq.bin", z.seq_bytes, 64 << 10, DEPTH_64K)?,
+            bytes,
+        ),
         W::Create => (
-            pc::small_ops(&t, SmallOp::Create, &small_dir, z.small_files, DEPTH_SMALL, true)?,
+            pc::small_ops(
+                &t,
+                SmallOp::Create,
+                &small_dir,
+                z.small_files,
+                DEPTH_SMALL,
+                true,
+            )?,
             z.small_files as f64,
         ),
         W::Stat => (
-            pc::small_ops(&t, SmallOp::Stat, &small_dir, z.small_files, DEPTH_SMALL, false)?,
+            pc::small_ops(
+                &t,
+                SmallOp::Stat,
+                &small_dir,
+                z.small_files,
+                DEPTH_SMALL,
+                false,
+            )?,
             z.small_files as f64,
         ),
         W::Delete => {
-            let r = pc::small_ops(&t, SmallOp::Delete, &small_dir, z.small_files, DEPTH_SMALL, false);
+            let r = pc::small_ops(
+                &t,
+                SmallOp::Delete,
+                &small_dir,
+                z.small_files,
+                DEPTH_SMALL,
+                false,
+            );
             let _ = pc::remove_tree(&t, &small_dir);
             (r?, z.small_files as f64)
         }
@@ -442,15 +531,26 @@ fn run_once(w: W, s: &Server, run: usize, ctx: &Ctx<'_>) -> Result<(f64, f64), E
         W::List => {
             let (secs, n) = pc::list_dir(&t, "list")?;
             if n < z.list_entries {
-                return Err(Error::other(format!("listed {n} entries of {}", z.list_entries)));
+                return Err(Error::other(format!(
+                    "listed {n} entries of {}",
+                    z.list_entries
+                )));
             }
             (secs, n as f64)
         }
         W::Durable => {
             let d = format!("durable-{run}");
-            let r = pc::small_ops(&t, SmallOp::Durable, &d, z.durable, DEPTH_SMALL, true);
+            let r = pc::durable_ops(&t, &d, z.durable, DEPTH_SMALL);
             let _ = pc::remove_tree(&t, &d);
-            (r?, z.durable as f64)
+            let (secs, (leases, durables)) = r?;
+            if run == 0 {
+                notes.push(format!(
+                    "{}: of {} DH2Q+lease creates, {leases} got a lease and {durables} a durable handle",
+                    s.kind.name(),
+                    z.durable
+                ));
+            }
+            (secs, z.durable as f64)
         }
         W::Clients => {
             let d = format!("clients-{run}");
@@ -495,7 +595,10 @@ fn run_once(w: W, s: &Server, run: usize, ctx: &Ctx<'_>) -> Result<(f64, f64), E
             let _ = pc::remove_tree(&t, &sc_dirs);
             (r?, z.sc_dirs as f64)
         }
-        W::ScLs => (sc::batch(addr, "cd list\nls\n", std::iter::empty())?, z.list_entries as f64),
+        W::ScLs => (
+            sc::batch(addr, "cd list\nls\n", std::iter::empty())?,
+            z.list_entries as f64,
+        ),
     })
 }
 
@@ -516,8 +619,14 @@ fn machine_info() -> Vec<(String, String)> {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
         })
-        .map_or("unknown".into(), |k| format!("{:.1} GiB", k as f64 / 1048576.0));
-    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+        .map_or("unknown".into(), |k| {
+            format!("{:.1} GiB", k as f64 / 1048576.0)
+        });
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
     vec![
         ("cpu".into(), model),
         ("cores".into(), cores.to_string()),
@@ -552,14 +661,20 @@ fn utc_now() -> (String, String) {
 
 /// Runs the whole benchmark; Ok(true) if some measurement failed.
 fn run(o: &Options) -> Result<bool, Error> {
-    let sizes = if o.quick { Sizes::quick() } else { Sizes::full() };
+    let sizes = if o.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
     let (started, stamp) = utc_now();
     let in_group = |g: &str| o.only.as_ref().is_none_or(|v| v.iter().any(|x| x == g));
     let have_smbclient = sc::available();
     let mut notes = Vec::new();
     if !have_smbclient && in_group("smbclient") {
         notes.push("smbclient not installed: smbclient workloads skipped".to_string());
-        eprintln!("duet-bench: smbclient not found (apt-get install smbclient); skipping its workloads");
+        eprintln!(
+            "duet-bench: smbclient not found (apt-get install smbclient); skipping its workloads"
+        );
     }
     let workloads: Vec<W> = ALL
         .iter()
@@ -583,7 +698,9 @@ fn run(o: &Options) -> Result<bool, Error> {
             Kind::SmbServer => servers::ensure_shim(&o.programs.shim)?,
             Kind::Smbd => {
                 if !servers::is_root() {
-                    return Err(Error::other("smbd needs root; run as root or leave smbd out of --servers"));
+                    return Err(Error::other(
+                        "smbd needs root; run as root or leave smbd out of --servers",
+                    ));
                 }
             }
         }
@@ -608,7 +725,10 @@ fn run(o: &Options) -> Result<bool, Error> {
         for d in workdir.ancestors() {
             if let Ok(md) = std::fs::metadata(d) {
                 if md.permissions().mode() & 0o001 == 0 {
-                    notes.push(format!("{} is not searchable by others: smbd's user may not reach the share", d.display()));
+                    notes.push(format!(
+                        "{} is not searchable by others: smbd's user may not reach the share",
+                        d.display()
+                    ));
                 }
             }
         }
@@ -625,6 +745,10 @@ fn run(o: &Options) -> Result<bool, Error> {
     }
     warm(&ctx.src_seq);
     std::thread::sleep(Duration::from_secs(1));
+    let negotiated: Vec<String> = started_servers
+        .iter()
+        .map(|s| pc::probe(&target(s)).unwrap_or_else(|e| format!("nothing: {e}")))
+        .collect();
 
     let nserv = started_servers.len();
     let measure_mem = in_group("memory");
@@ -632,7 +756,10 @@ fn run(o: &Options) -> Result<bool, Error> {
     if measure_mem {
         memory.push(MemRow {
             label: "at rest (after start)".into(),
-            values: started_servers.iter().map(|s| Ok(s.procs.memory())).collect(),
+            values: started_servers
+                .iter()
+                .map(|s| Ok(s.procs.memory()))
+                .collect(),
         });
     }
 
@@ -667,22 +794,40 @@ fn run(o: &Options) -> Result<bool, Error> {
         start: Instant::now(),
         tty: std::io::stderr().is_terminal(),
     };
-    for run in 0..o.runs {
+    'runs: for run in 0..o.runs {
         for (wi, w) in workloads.iter().enumerate() {
             for (si, s) in started_servers.iter().enumerate() {
-                progress.step(&format!("run {}/{} {} on {}", run + 1, o.runs, w.id(), s.kind.name()));
+                if interrupted() {
+                    notes.push(format!(
+                        "interrupted during run {}: figures are partial",
+                        run + 1
+                    ));
+                    break 'runs;
+                }
+                progress.step(&format!(
+                    "run {}/{} {} on {}",
+                    run + 1,
+                    o.runs,
+                    w.id(),
+                    s.kind.name()
+                ));
                 let cpu0 = s.procs.cpu_seconds();
-                let r = run_once(*w, s, run, &ctx);
+                let me0 = procstat::self_cpu_seconds();
+                let r = run_once(*w, s, run, &ctx, &mut notes);
+                let me = procstat::self_cpu_seconds() - me0;
                 let cpu = s.procs.cpu_seconds() - cpu0;
                 let cell = &mut results[wi].cells[si];
                 match r {
                     Ok((secs, amount)) if secs > 0.0 => {
-                        if w.is_bytes() {
-                            cell.values.push(amount / secs / 1e6);
-                            cell.cpu.push(cpu / (amount / (1u64 << 30) as f64));
+                        let (rate, per) = if w.is_bytes() {
+                            (amount / secs / 1e6, amount / (1u64 << 30) as f64)
                         } else {
-                            cell.values.push(amount / secs);
-                            cell.cpu.push(cpu / (amount / 1000.0));
+                            (amount / secs, amount / 1000.0)
+                        };
+                        cell.values.push(rate);
+                        cell.cpu.push(cpu / per);
+                        if w.client() == "pipelined" {
+                            cell.client_cpu.push(me / per);
                         }
                     }
                     Ok(_) => cell.errors.push("took no measurable time".into()),
@@ -690,7 +835,12 @@ fn run(o: &Options) -> Result<bool, Error> {
                         if progress.tty {
                             eprintln!();
                         }
-                        eprintln!("duet-bench: {} on {} (run {}): {e}", w.id(), s.kind.name(), run + 1);
+                        eprintln!(
+                            "duet-bench: {} on {} (run {}): {e}",
+                            w.id(),
+                            s.kind.name(),
+                            run + 1
+                        );
                         cell.errors.push(e.to_string());
                     }
                 }
@@ -698,19 +848,30 @@ fn run(o: &Options) -> Result<bool, Error> {
         }
     }
 
-    if measure_mem {
+    if measure_mem && !interrupted() {
         let mut after = Vec::new();
         let mut handles = Vec::new();
         let mut conns = Vec::new();
         for s in &started_servers {
             after.push(Ok(s.procs.memory()));
-            progress.step(&format!("memory with {} open handles on {}", sizes.handles, s.kind.name()));
+            progress.step(&format!(
+                "memory with {} open handles on {}",
+                sizes.handles,
+                s.kind.name()
+            ));
             handles.push(
                 pc::hold_handles(&target(s), "handles", sizes.handles, || s.procs.memory())
                     .map_err(|e| e.to_string()),
             );
-            progress.step(&format!("memory with {} connections on {}", sizes.connections, s.kind.name()));
-            conns.push(pc::hold_connections(&target(s), sizes.connections, || s.procs.memory()).map_err(|e| e.to_string()));
+            progress.step(&format!(
+                "memory with {} connections on {}",
+                sizes.connections,
+                s.kind.name()
+            ));
+            conns.push(
+                pc::hold_connections(&target(s), sizes.connections, || s.procs.memory())
+                    .map_err(|e| e.to_string()),
+            );
         }
         memory.push(MemRow {
             label: "idle after the workloads".into(),
@@ -721,14 +882,25 @@ fn run(o: &Options) -> Result<bool, Error> {
             values: handles,
         });
         memory.push(MemRow {
-            label: format!("{} connections (logged on, tree connected)", sizes.connections),
+            label: format!(
+                "{} connections (logged on, tree connected)",
+                sizes.connections
+            ),
             values: conns,
         });
     }
     progress.finish();
 
-    let server_versions: Vec<(String, String)> =
-        started_servers.iter().map(|s| (s.kind.name().to_string(), s.version.clone())).collect();
+    let server_versions: Vec<(String, String)> = started_servers
+        .iter()
+        .zip(&negotiated)
+        .map(|(s, n)| {
+            (
+                s.kind.name().to_string(),
+                format!("{}; pipelined client negotiated {n}", s.version),
+            )
+        })
+        .collect();
     for s in &mut started_servers {
         s.stop();
     }
@@ -760,7 +932,11 @@ fn run(o: &Options) -> Result<bool, Error> {
     let reference = o.servers.iter().position(|k| *k == Kind::Smbd);
     let report = Report {
         started_utc: started,
-        mode: if o.quick { "quick".into() } else { "full".into() },
+        mode: if o.quick {
+            "quick".into()
+        } else {
+            "full".into()
+        },
         runs: o.runs,
         servers: server_versions,
         reference,
@@ -774,7 +950,10 @@ fn run(o: &Options) -> Result<bool, Error> {
         .workloads
         .iter()
         .any(|w| w.cells.iter().any(|c| !c.errors.is_empty()))
-        || report.memory.iter().any(|m| m.values.iter().any(|v| v.is_err()));
+        || report
+            .memory
+            .iter()
+            .any(|m| m.values.iter().any(|v| v.is_err()));
 
     std::fs::create_dir_all(&o.out)?;
     let base = o.out.join(format!("{stamp}-{}", report.mode));

@@ -8,7 +8,9 @@
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use crate::client::codec::{self, access, cmd, disposition, options, status, Body, Create, Req, RELATED_FILE_ID};
+use crate::client::codec::{
+    self, access, cmd, disposition, options, status, Body, Create, Req, RELATED_FILE_ID,
+};
 use crate::client::{Client, Target};
 use crate::Error;
 
@@ -89,8 +91,14 @@ pub fn seq_write(t: &Target, name: &str, total: u64, io: u32, depth: usize) -> R
     let io = io.min(c.max_write);
     let data = pattern(io as usize);
     let n = total.div_ceil(u64::from(io)) as usize;
+    let mut written = 0u64;
     let start = Instant::now();
-    let fid = c.create(&file(name, access::GENERIC_WRITE, disposition::OVERWRITE_IF, 0))?;
+    let fid = c.create(&file(
+        name,
+        access::GENERIC_WRITE,
+        disposition::OVERWRITE_IF,
+        0,
+    ))?;
     c.pipeline(
         depth,
         n,
@@ -110,16 +118,25 @@ pub fn seq_write(t: &Target, name: &str, total: u64, io: u32, depth: usize) -> R
         },
         |i, r| {
             all_ok("write", i, r)?;
-            if r[0].write_count()? == 0 {
-                return Err(Error::other("WRITE wrote nothing"));
-            }
+            written += u64::from(r[0].write_count()?);
             Ok(())
         },
     )?;
     c.close(fid)?;
     let secs = start.elapsed().as_secs_f64();
     c.logoff()?;
+    if written != total {
+        return Err(Error::other(format!("wrote {written} bytes of {total}")));
+    }
     Ok(secs)
+}
+
+/// What a connection to `t` negotiates, e.g. "SMB 3.1.1, AES-GMAC signing, ...".
+pub fn probe(t: &Target) -> Result<String, Error> {
+    let c = Client::connect(t)?;
+    let d = c.describe();
+    c.logoff()?;
+    Ok(d)
 }
 
 /// Sequential read of `total` bytes of `name` in `io`-byte READs, `depth` in flight.
@@ -164,7 +181,12 @@ pub fn small_name(dir: &str, i: usize) -> String {
 
 /// MKDIR of one directory (untimed setup).
 pub fn mkdir(c: &mut Client, name: &str) -> Result<(), Error> {
-    let fid = c.create(&dir(name, access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE, disposition::OPEN_IF, 0))?;
+    let fid = c.create(&dir(
+        name,
+        access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE,
+        disposition::OPEN_IF,
+        0,
+    ))?;
     c.close(fid)
 }
 
@@ -201,11 +223,19 @@ fn small_op<'a>(op: SmallOp, name: &str, data: &'a [u8], v: &mut Vec<Req<'a>>) {
     };
     match op {
         SmallOp::Create => {
-            v.push(req(cmd::CREATE, codec::create_body(&file(name, access::GENERIC_WRITE, disposition::CREATE, 0))));
+            v.push(req(
+                cmd::CREATE,
+                codec::create_body(&file(name, access::GENERIC_WRITE, disposition::CREATE, 0)),
+            ));
             write(v);
         }
         SmallOp::Durable => {
-            let mut c = file(name, access::GENERIC_WRITE | access::GENERIC_READ, disposition::CREATE, 0);
+            let mut c = file(
+                name,
+                access::GENERIC_WRITE | access::GENERIC_READ,
+                disposition::CREATE,
+                0,
+            );
             c.oplock_level = 0xff; // SMB2_OPLOCK_LEVEL_LEASE
             let guid: [u8; 16] = crate::client::conn::random_bytes();
             c.contexts = codec::create_contexts(&[
@@ -220,25 +250,50 @@ fn small_op<'a>(op: SmallOp, name: &str, data: &'a [u8], v: &mut Vec<Req<'a>>) {
                 cmd::CREATE,
                 codec::create_body(&Create {
                     options: 0,
-                    ..file(name, access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE, disposition::OPEN, 0)
+                    ..file(
+                        name,
+                        access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE,
+                        disposition::OPEN,
+                        0,
+                    )
                 }),
             ));
             v.push(related(
                 cmd::QUERY_INFO,
-                codec::query_info_body(RELATED_FILE_ID, codec::INFO_FILE, codec::FILE_ALL_INFORMATION, 4096),
+                codec::query_info_body(
+                    RELATED_FILE_ID,
+                    codec::INFO_FILE,
+                    codec::FILE_ALL_INFORMATION,
+                    4096,
+                ),
             ));
         }
         SmallOp::Delete => v.push(req(
             cmd::CREATE,
-            codec::create_body(&file(name, access::DELETE, disposition::OPEN, options::DELETE_ON_CLOSE)),
+            codec::create_body(&file(
+                name,
+                access::DELETE,
+                disposition::OPEN,
+                options::DELETE_ON_CLOSE,
+            )),
         )),
         SmallOp::Mkdir => v.push(req(
             cmd::CREATE,
-            codec::create_body(&dir(name, access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE, disposition::CREATE, 0)),
+            codec::create_body(&dir(
+                name,
+                access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE,
+                disposition::CREATE,
+                0,
+            )),
         )),
         SmallOp::Rmdir => v.push(req(
             cmd::CREATE,
-            codec::create_body(&dir(name, access::DELETE, disposition::OPEN, options::DELETE_ON_CLOSE)),
+            codec::create_body(&dir(
+                name,
+                access::DELETE,
+                disposition::OPEN,
+                options::DELETE_ON_CLOSE,
+            )),
         )),
     }
     v.push(close_related());
@@ -246,7 +301,14 @@ fn small_op<'a>(op: SmallOp, name: &str, data: &'a [u8], v: &mut Vec<Req<'a>>) {
 
 /// Runs `op` on `dir\f00000` .. `dir\f{n-1}` over one connection, `depth` in flight.
 /// With `make_dir`, `dir` is created first (untimed).
-pub fn small_ops(t: &Target, op: SmallOp, dir_name: &str, n: usize, depth: usize, make_dir: bool) -> Result<f64, Error> {
+pub fn small_ops(
+    t: &Target,
+    op: SmallOp,
+    dir_name: &str,
+    n: usize,
+    depth: usize,
+    make_dir: bool,
+) -> Result<f64, Error> {
     let mut c = Client::connect(t)?;
     if make_dir {
         mkdir(&mut c, dir_name)?;
@@ -256,17 +318,60 @@ pub fn small_ops(t: &Target, op: SmallOp, dir_name: &str, n: usize, depth: usize
     Ok(secs)
 }
 
-fn small_ops_on(c: &mut Client, op: SmallOp, dir_name: &str, range: std::ops::Range<usize>, depth: usize) -> Result<f64, Error> {
+fn small_ops_on(
+    c: &mut Client,
+    op: SmallOp,
+    dir_name: &str,
+    range: std::ops::Range<usize>,
+    depth: usize,
+) -> Result<f64, Error> {
+    Ok(small_ops_counted(c, op, dir_name, range, depth)?.0)
+}
+
+/// What the server granted to the creates of a run: (lease, durable handle) counts.
+pub type Grants = (usize, usize);
+
+fn small_ops_counted(
+    c: &mut Client,
+    op: SmallOp,
+    dir_name: &str,
+    range: std::ops::Range<usize>,
+    depth: usize,
+) -> Result<(f64, Grants), Error> {
     let data = pattern(4096);
     let first = range.start;
+    let (mut leases, mut durables) = (0, 0);
     let start = Instant::now();
     c.pipeline(
         depth,
         range.len(),
         |i, v| small_op(op, &small_name(dir_name, first + i), &data, v),
-        |i, r| all_ok(&format!("{op:?}"), first + i, r),
+        |i, r| {
+            all_ok(&format!("{op:?}"), first + i, r)?;
+            if op == SmallOp::Durable {
+                let (level, names) = r[0].create_grants()?;
+                leases += usize::from(level == 0xff && names.iter().any(|n| n == b"RqLs"));
+                durables += usize::from(names.iter().any(|n| n == b"DH2Q"));
+            }
+            Ok(())
+        },
     )?;
-    Ok(start.elapsed().as_secs_f64())
+    Ok((start.elapsed().as_secs_f64(), (leases, durables)))
+}
+
+/// The durable-open workload: `n` x (CREATE with DH2Q and an RWH lease, WRITE 4 KiB,
+/// CLOSE) in `dir_name` (made first, untimed). Returns seconds and what was granted.
+pub fn durable_ops(
+    t: &Target,
+    dir_name: &str,
+    n: usize,
+    depth: usize,
+) -> Result<(f64, Grants), Error> {
+    let mut c = Client::connect(t)?;
+    mkdir(&mut c, dir_name)?;
+    let r = small_ops_counted(&mut c, SmallOp::Durable, dir_name, 0..n, depth)?;
+    c.logoff()?;
+    Ok(r)
 }
 
 /// Lists `dir` (FileIdBothDirectoryInformation, 64 KiB answers) and returns
@@ -280,7 +385,11 @@ pub fn list_dir(t: &Target, dir_name: &str) -> Result<(f64, usize), Error> {
     Ok((secs, n))
 }
 
-fn list_on(c: &mut Client, dir_name: &str, each: &mut dyn FnMut(&str, u32)) -> Result<usize, Error> {
+fn list_on(
+    c: &mut Client,
+    dir_name: &str,
+    each: &mut dyn FnMut(&str, u32),
+) -> Result<usize, Error> {
     let fid = c.create(&dir(
         dir_name,
         access::FILE_LIST_DIRECTORY | access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE,
@@ -290,7 +399,10 @@ fn list_on(c: &mut Client, dir_name: &str, each: &mut dyn FnMut(&str, u32)) -> R
     let mut n = 0;
     let mut first = true;
     loop {
-        let (st, _, body) = c.call_status(cmd::QUERY_DIRECTORY, codec::query_directory_body(fid, "*", first, 65536))?;
+        let (st, msg) = c.call_status(
+            cmd::QUERY_DIRECTORY,
+            codec::query_directory_body(fid, "*", first, 65536),
+        )?;
         first = false;
         if st == status::NO_MORE_FILES {
             break;
@@ -298,13 +410,7 @@ fn list_on(c: &mut Client, dir_name: &str, each: &mut dyn FnMut(&str, u32)) -> R
         if st != status::SUCCESS {
             return Err(Error::status(cmd::QUERY_DIRECTORY, st));
         }
-        // body is the response body; OutputBufferOffset counts from the header.
-        let off = (codec::u16_at(&body, 2)? as usize)
-            .checked_sub(codec::HEADER_LEN)
-            .ok_or_else(|| Error::proto("bad OutputBufferOffset"))?;
-        let len = codec::u32_at(&body, 4)? as usize;
-        let buf = codec::slice_at(&body, off, len)?;
-        for (name, attrs) in codec::dir_entry_names(buf)? {
+        for (name, attrs) in codec::dir_entry_names(codec::Resp::new(&msg)?.output_buffer()?)? {
             each(&name, attrs);
             n += 1;
         }
@@ -343,12 +449,24 @@ fn remove_tree_on(c: &mut Client, dir_name: &str) -> Result<(), Error> {
     c.pipeline(
         32,
         files.len(),
-        |i, v| small_op(SmallOp::Delete, &format!("{dir_name}\\{}", files[i]), &data, v),
+        |i, v| {
+            small_op(
+                SmallOp::Delete,
+                &format!("{dir_name}\\{}", files[i]),
+                &data,
+                v,
+            )
+        },
         |i, r| all_ok("cleanup delete", i, r),
     )?;
     let mut v = Vec::new();
     small_op(SmallOp::Rmdir, dir_name, &data, &mut v);
-    c.pipeline(1, 1, |_, out| out.append(&mut v), |i, r| all_ok("cleanup rmdir", i, r))
+    c.pipeline(
+        1,
+        1,
+        |_, out| out.append(&mut v),
+        |i, r| all_ok("cleanup rmdir", i, r),
+    )
 }
 
 /// Deletes one file through the server (untimed cleanup); missing is fine.
@@ -362,7 +480,12 @@ pub fn remove_file(t: &Target, name: &str) -> Result<(), Error> {
 
 /// `clients` connections at once, each doing create + stat + delete of its own
 /// `per_client` files one operation at a time. Returns (seconds, operations).
-pub fn many_clients(t: &Target, base: &str, clients: usize, per_client: usize) -> Result<(f64, usize), Error> {
+pub fn many_clients(
+    t: &Target,
+    base: &str,
+    clients: usize,
+    per_client: usize,
+) -> Result<(f64, usize), Error> {
     {
         let mut c = Client::connect(t)?;
         mkdir(&mut c, base)?;
@@ -408,7 +531,12 @@ pub fn many_clients(t: &Target, base: &str, clients: usize, per_client: usize) -
 
 /// Opens `n` files on one connection and keeps them open while `measure` runs; then
 /// closes and deletes them.
-pub fn hold_handles<T>(t: &Target, dir_name: &str, n: usize, measure: impl FnOnce() -> T) -> Result<T, Error> {
+pub fn hold_handles<T>(
+    t: &Target,
+    dir_name: &str,
+    n: usize,
+    measure: impl FnOnce() -> T,
+) -> Result<T, Error> {
     let mut c = Client::connect(t)?;
     mkdir(&mut c, dir_name)?;
     let mut ids = vec![[0u8; 16]; n];

@@ -35,11 +35,17 @@ fn stat_of(pid: i32) -> Option<(i32, u64, u64)> {
     ))
 }
 
+/// CPU seconds this process (all its threads, not its children) has used.
+pub fn self_cpu_seconds() -> f64 {
+    stat_of(std::process::id() as i32).map_or(0.0, |(_, own, _)| own as f64 / ticks_per_sec())
+}
+
 fn all_pids() -> Vec<i32> {
     let Ok(rd) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// The processes that make up one server.
@@ -83,7 +89,10 @@ impl ProcSet {
                 }
                 if let Ok(cmd) = fs::read(format!("/proc/{p}/cmdline")) {
                     let cmd = String::from_utf8_lossy(&cmd);
-                    if cmd.split('\0').any(|a| a == m || a.ends_with(&format!("={m}"))) {
+                    if cmd
+                        .split('\0')
+                        .any(|a| a == m || a.ends_with(&format!("={m}")))
+                    {
                         out.push(p);
                     }
                 }
@@ -134,7 +143,10 @@ fn field(text: &str, key: &str) -> Option<u64> {
 }
 
 fn status_field(pid: i32, key: &str) -> Option<u64> {
-    field(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?, key)
+    field(
+        &fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        key,
+    )
 }
 
 /// Resident memory summed over a server's processes. RSS counts shared pages once per

@@ -17,6 +17,8 @@ pub struct Cell {
     pub values: Vec<f64>,
     /// Server CPU seconds per cost unit, per run.
     pub cpu: Vec<f64>,
+    /// duet-bench's own CPU seconds per cost unit, per run (pipelined client only).
+    pub client_cpu: Vec<f64>,
     pub errors: Vec<String>,
 }
 
@@ -60,7 +62,11 @@ pub fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
-    Some(if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 })
+    Some(if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    })
 }
 
 pub fn min(v: &[f64]) -> Option<f64> {
@@ -122,7 +128,10 @@ fn json_nums(v: &[f64]) -> String {
 }
 
 fn json_pairs(p: &[(String, String)]) -> String {
-    let parts: Vec<String> = p.iter().map(|(k, v)| format!("{}:{}", json_str(k), json_str(v))).collect();
+    let parts: Vec<String> = p
+        .iter()
+        .map(|(k, v)| format!("{}:{}", json_str(k), json_str(v)))
+        .collect();
     format!("{{{}}}", parts.join(","))
 }
 
@@ -180,7 +189,7 @@ impl Report {
                 let errs: Vec<String> = c.errors.iter().map(|e| json_str(e)).collect();
                 let _ = write!(
                     o,
-                    "{}{}:{{\"values\":{},\"median\":{},\"min\":{},\"max\":{},\"ratio_to_reference\":{},\"cpu\":{},\"cpu_median\":{},\"cpu_ratio_to_reference\":{},\"errors\":[{}]}}",
+                    "{}{}:{{\"values\":{},\"median\":{},\"min\":{},\"max\":{},\"ratio_to_reference\":{},\"cpu\":{},\"cpu_median\":{},\"cpu_ratio_to_reference\":{},\"client_cpu\":{},\"errors\":[{}]}}",
                     if i > 0 { "," } else { "" },
                     json_str(&self.servers[i].0),
                     json_nums(&c.values),
@@ -191,10 +200,19 @@ impl Report {
                     json_nums(&c.cpu),
                     json_num(median(&c.cpu)),
                     json_num(self.cpu_ratio(w, i)),
+                    json_nums(&c.client_cpu),
                     errs.join(",")
                 );
             }
-            let _ = writeln!(o, "}}}}{}", if wi + 1 < self.workloads.len() { "," } else { "" });
+            let _ = writeln!(
+                o,
+                "}}}}{}",
+                if wi + 1 < self.workloads.len() {
+                    ","
+                } else {
+                    ""
+                }
+            );
         }
         o.push_str("  ],\n  \"memory\": [\n");
         for (mi, m) in self.memory.iter().enumerate() {
@@ -215,7 +233,11 @@ impl Report {
                     }
                 }
             }
-            let _ = writeln!(o, "}}}}{}", if mi + 1 < self.memory.len() { "," } else { "" });
+            let _ = writeln!(
+                o,
+                "}}}}{}",
+                if mi + 1 < self.memory.len() { "," } else { "" }
+            );
         }
         o.push_str("  ],\n");
         let notes: Vec<String> = self.notes.iter().map(|n| json_str(n)).collect();
@@ -226,7 +248,11 @@ impl Report {
 
     pub fn to_markdown(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "# duet-bench results, {} UTC ({} mode)\n", self.started_utc, self.mode);
+        let _ = writeln!(
+            o,
+            "# duet-bench results, {} UTC ({} mode)\n",
+            self.started_utc, self.mode
+        );
         let names: Vec<&str> = self.servers.iter().map(|s| s.0.as_str()).collect();
         let _ = writeln!(
             o,
@@ -235,10 +261,17 @@ impl Report {
             names.join(" ")
         );
         if let Some(r) = self.reference_name() {
-            let _ = writeln!(o, "Ratios are to {r} (higher is better for rates, lower for CPU).");
+            let _ = writeln!(
+                o,
+                "Ratios are to {r} (higher is better for rates, lower for CPU)."
+            );
         }
         o.push_str("\n**Machine:** ");
-        let m: Vec<String> = self.machine.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let m: Vec<String> = self
+            .machine
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
         o.push_str(&m.join("; "));
         o.push_str("\n\n**Versions:**\n");
         for (n, v) in &self.servers {
@@ -248,7 +281,9 @@ impl Report {
         for (k, v) in &self.settings {
             let _ = writeln!(o, "- {k}: {v}");
         }
-        let others: Vec<usize> = (0..self.servers.len()).filter(|&i| Some(i) != self.reference).collect();
+        let others: Vec<usize> = (0..self.servers.len())
+            .filter(|&i| Some(i) != self.reference)
+            .collect();
 
         o.push_str("\n## Throughput\n\n| workload | client | unit |");
         for n in &names {
@@ -260,7 +295,13 @@ impl Report {
             }
         }
         o.push_str("\n|---|---|---|");
-        for _ in 0..names.len() + if self.reference.is_some() { others.len() } else { 0 } {
+        for _ in 0..names.len()
+            + if self.reference.is_some() {
+                others.len()
+            } else {
+                0
+            }
+        {
             o.push_str("---|");
         }
         o.push('\n');
@@ -271,7 +312,11 @@ impl Report {
             }
             if self.reference.is_some() {
                 for &i in &others {
-                    let _ = write!(o, " {} |", self.ratio(w, i).map_or("-".into(), |r| format!("{r:.2}")));
+                    let _ = write!(
+                        o,
+                        " {} |",
+                        self.ratio(w, i).map_or("-".into(), |r| format!("{r:.2}"))
+                    );
                 }
             }
             o.push('\n');
@@ -287,21 +332,67 @@ impl Report {
             }
         }
         o.push_str("\n|---|---|");
-        for _ in 0..names.len() + if self.reference.is_some() { others.len() } else { 0 } {
+        for _ in 0..names.len()
+            + if self.reference.is_some() {
+                others.len()
+            } else {
+                0
+            }
+        {
             o.push_str("---|");
         }
         o.push('\n');
         for w in &self.workloads {
             let _ = write!(o, "| {} | {} |", w.title, w.cost_unit);
             for c in &w.cells {
-                let _ = write!(o, " {} |", median(&c.cpu).map_or("-".into(), |v| format!("{v:.3}")));
+                let _ = write!(
+                    o,
+                    " {} |",
+                    median(&c.cpu).map_or("-".into(), |v| format!("{v:.3}"))
+                );
             }
             if self.reference.is_some() {
                 for &i in &others {
-                    let _ = write!(o, " {} |", self.cpu_ratio(w, i).map_or("-".into(), |r| format!("{r:.2}")));
+                    let _ = write!(
+                        o,
+                        " {} |",
+                        self.cpu_ratio(w, i)
+                            .map_or("-".into(), |r| format!("{r:.2}"))
+                    );
                 }
             }
             o.push('\n');
+        }
+
+        if self
+            .workloads
+            .iter()
+            .any(|w| w.cells.iter().any(|c| !c.client_cpu.is_empty()))
+        {
+            o.push_str("\n## Client CPU (duet-bench's pipelined client, same units, median)\n\n| workload |");
+            for n in &names {
+                let _ = write!(o, " against {n} |");
+            }
+            o.push_str("\n|---|");
+            for _ in &names {
+                o.push_str("---|");
+            }
+            o.push('\n');
+            for w in self
+                .workloads
+                .iter()
+                .filter(|w| w.cells.iter().any(|c| !c.client_cpu.is_empty()))
+            {
+                let _ = write!(o, "| {} |", w.title);
+                for c in &w.cells {
+                    let _ = write!(
+                        o,
+                        " {} |",
+                        median(&c.client_cpu).map_or("-".into(), |v| format!("{v:.3}"))
+                    );
+                }
+                o.push('\n');
+            }
         }
 
         if !self.memory.is_empty() {
@@ -324,7 +415,8 @@ impl Report {
                             } else {
                                 String::new()
                             };
-                            let _ = write!(o, " {} ({}{procs}) |", mib(mem.rss_kib), mib(mem.pss_kib));
+                            let _ =
+                                write!(o, " {} ({}{procs}) |", mib(mem.rss_kib), mib(mem.pss_kib));
                         }
                         Err(_) => o.push_str(" failed |"),
                     }
@@ -369,7 +461,11 @@ impl Report {
 fn cell_text(v: &[f64], errors: usize) -> String {
     match (median(v), min(v), max(v)) {
         (Some(m), Some(lo), Some(hi)) if v.len() > 1 => {
-            let e = if errors > 0 { format!(" ({errors} failed)") } else { String::new() };
+            let e = if errors > 0 {
+                format!(" ({errors} failed)")
+            } else {
+                String::new()
+            };
             format!("{} ({}-{}){e}", fmt_num(m), fmt_num(lo), fmt_num(hi))
         }
         (Some(m), _, _) => fmt_num(m),
@@ -397,7 +493,10 @@ mod tests {
             started_utc: "2026-01-01 00:00:00".into(),
             mode: "quick".into(),
             runs: 2,
-            servers: vec![("duetd".into(), "x".into()), ("smbd".into(), "y \"4.17\"".into())],
+            servers: vec![
+                ("duetd".into(), "x".into()),
+                ("smbd".into(), "y \"4.17\"".into()),
+            ],
             reference: Some(1),
             workloads: vec![WorkloadResult {
                 id: "seq-read-1m",
@@ -409,11 +508,13 @@ mod tests {
                     Cell {
                         values: vec![300.0, 100.0],
                         cpu: vec![0.5],
+                        client_cpu: vec![],
                         errors: vec![],
                     },
                     Cell {
                         values: vec![100.0, 100.0],
                         cpu: vec![1.0],
+                        client_cpu: vec![],
                         errors: vec!["boom".into()],
                     },
                 ],
@@ -426,7 +527,12 @@ mod tests {
         assert!(j.contains("y \\\"4.17\\\""));
         assert!(j.contains("\"reference\": \"smbd\""));
         let m = r.to_markdown();
-        assert!(m.contains("| read | pipelined | MB/s | 200 (100-300) | 100 (100-100) (1 failed) | 2.00 |"), "{m}");
+        assert!(
+            m.contains(
+                "| read | pipelined | MB/s | 200 (100-300) | 100 (100-100) (1 failed) | 2.00 |"
+            ),
+            "{m}"
+        );
         assert!(m.contains("seq-read-1m on smbd: boom"));
     }
 }

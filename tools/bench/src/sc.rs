@@ -31,7 +31,12 @@ pub fn run(addr: SocketAddr, script: &str) -> Result<(f64, String), Error> {
     let start = Instant::now();
     let mut child = Command::new("smbclient")
         .arg(format!("//{}/{SHARE}", addr.ip()))
-        .args(["-p", &addr.port().to_string(), "-U", &format!("{USER}%{PASSWORD}")])
+        .args([
+            "-p",
+            &addr.port().to_string(),
+            "-U",
+            &format!("{USER}%{PASSWORD}"),
+        ])
         .arg("--option=client signing=required")
         .arg("--option=client max protocol=SMB3_11")
         .stdin(Stdio::piped())
@@ -39,7 +44,10 @@ pub fn run(addr: SocketAddr, script: &str) -> Result<(f64, String), Error> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::other(format!("cannot run smbclient: {e}")))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| Error::other("smbclient stdin"))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::other("smbclient stdin"))?;
     let script = script.to_string();
     // Feed stdin from a thread so a full stdout pipe cannot stall the writer.
     let feeder = std::thread::spawn(move || {
@@ -48,7 +56,11 @@ pub fn run(addr: SocketAddr, script: &str) -> Result<(f64, String), Error> {
     let out = child.wait_with_output()?;
     let secs = start.elapsed().as_secs_f64();
     let _ = feeder.join();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() || text.contains("NT_STATUS_") {
         let line = text
             .lines()
@@ -66,7 +78,10 @@ pub fn run(addr: SocketAddr, script: &str) -> Result<(f64, String), Error> {
 pub fn reported_rate(output: &str) -> Option<f64> {
     let i = output.rfind("(average ")?;
     let rest = &output[i + "(average ".len()..];
-    let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let num: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let v: f64 = num.parse().ok()?;
     Some(v * 1024.0)
 }
@@ -84,7 +99,11 @@ pub fn get(addr: SocketAddr, name: &str, bytes: u64) -> Result<f64, Error> {
 }
 
 /// Wall seconds of one smbclient doing `cd dir` and then one command per item.
-pub fn batch(addr: SocketAddr, prologue: &str, lines: impl Iterator<Item = String>) -> Result<f64, Error> {
+pub fn batch(
+    addr: SocketAddr,
+    prologue: &str,
+    lines: impl Iterator<Item = String>,
+) -> Result<f64, Error> {
     let mut s = String::from(prologue);
     for l in lines {
         s.push_str(&l);

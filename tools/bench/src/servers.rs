@@ -60,8 +60,6 @@ pub struct Programs {
 pub struct Server {
     pub kind: Kind,
     pub addr: SocketAddr,
-    pub dir: PathBuf,
-    pub share: PathBuf,
     pub procs: ProcSet,
     pub version: String,
     child: Option<Child>,
@@ -71,7 +69,12 @@ pub fn free_port() -> Result<u16, Error> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_listening(child: &mut Child, addr: SocketAddr, log: &Path, what: &str) -> Result<(), Error> {
+fn wait_listening(
+    child: &mut Child,
+    addr: SocketAddr,
+    log: &Path,
+    what: &str,
+) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(st)) = child.try_wait() {
@@ -87,7 +90,10 @@ fn wait_listening(child: &mut Child, addr: SocketAddr, log: &Path, what: &str) -
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::other(format!("{what} did not listen on {addr} within 30 s; log:\n{}", tail(log))));
+            return Err(Error::other(format!(
+                "{what} did not listen on {addr} within 30 s; log:\n{}",
+                tail(log)
+            )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -100,9 +106,13 @@ fn tail(p: &Path) -> String {
 }
 
 fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Result<String, Error> {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::other(format!("{what}: cannot run {:?}: {e}", cmd.get_program())))?;
@@ -110,9 +120,16 @@ fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Result<Str
         si.write_all(input.as_bytes())?;
     }
     let out = child.wait_with_output()?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() {
-        return Err(Error::other(format!("{what} failed ({}): {text}", out.status)));
+        return Err(Error::other(format!(
+            "{what} failed ({}): {text}",
+            out.status
+        )));
     }
     Ok(text)
 }
@@ -135,11 +152,19 @@ impl Server {
         }
     }
 
-    fn start_duetd(dir: &Path, share: PathBuf, addr: SocketAddr, p: &Programs) -> Result<Server, Error> {
+    fn start_duetd(
+        dir: &Path,
+        share: PathBuf,
+        addr: SocketAddr,
+        p: &Programs,
+    ) -> Result<Server, Error> {
         let state = dir.join("state");
         fs::create_dir_all(&state)?;
         run_checked(
-            Command::new(&p.duetctl).arg("--state").arg(&state).args(["user", "add", USER]),
+            Command::new(&p.duetctl)
+                .arg("--state")
+                .arg(&state)
+                .args(["user", "add", USER]),
             Some(&format!("{PASSWORD}\n")),
             "duetctl user add",
         )?;
@@ -169,8 +194,6 @@ impl Server {
         Ok(Server {
             kind: Kind::Duetd,
             addr,
-            dir: dir.to_path_buf(),
-            share,
             procs: ProcSet {
                 root: child.id() as i32,
                 marker: None,
@@ -180,7 +203,12 @@ impl Server {
         })
     }
 
-    fn start_shim(dir: &Path, share: PathBuf, addr: SocketAddr, p: &Programs) -> Result<Server, Error> {
+    fn start_shim(
+        dir: &Path,
+        share: PathBuf,
+        addr: SocketAddr,
+        p: &Programs,
+    ) -> Result<Server, Error> {
         let log_path = dir.join("smb-server.log");
         let mut child = Command::new(&p.shim)
             .args(["--listen", &addr.to_string(), "--root"])
@@ -196,27 +224,32 @@ impl Server {
         Ok(Server {
             kind: Kind::SmbServer,
             addr,
-            dir: dir.to_path_buf(),
-            share,
             procs: ProcSet {
                 root: child.id() as i32,
                 marker: None,
             },
-            version: format!("smb-server {} (crates.io, via smb-server-shim)", shim_crate_version(&p.shim)),
+            version: format!(
+                "smb-server {} (crates.io, via smb-server-shim)",
+                shim_crate_version(&p.shim)
+            ),
             child: Some(child),
         })
     }
 
     fn start_smbd(dir: &Path, share: PathBuf, addr: SocketAddr) -> Result<Server, Error> {
         if !is_root() {
-            return Err(Error::other("smbd needs root (it switches to the share user)"));
+            return Err(Error::other(
+                "smbd needs root (it switches to the share user)",
+            ));
         }
         let smbd = which("smbd").ok_or_else(|| {
             Error::other("smbd not found; install: apt-get install samba samba-vfs-modules")
         })?;
         let conf = dir.join("smb.conf");
         let st = dir.join("state");
-        for d in ["private", "binddns", "lock", "state", "cache", "pid", "ncalrpc"] {
+        for d in [
+            "private", "binddns", "lock", "state", "cache", "pid", "ncalrpc",
+        ] {
             fs::create_dir_all(st.join(d))?;
         }
         // The share user: a local Unix account (no login, no home), as start-smbd.sh.
@@ -227,7 +260,11 @@ impl Server {
                 "useradd",
             )?;
         }
-        run_checked(Command::new("chown").args(["-R", USER]).arg(&share), None, "chown share")?;
+        run_checked(
+            Command::new("chown").args(["-R", USER]).arg(&share),
+            None,
+            "chown share",
+        )?;
         let perms = |p: &Path, mode| {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(p, fs::Permissions::from_mode(mode))
@@ -292,7 +329,10 @@ impl Server {
         fs::write(&conf, text)?;
         let smbpasswd = which("smbpasswd").unwrap_or_else(|| PathBuf::from("smbpasswd"));
         run_checked(
-            Command::new(smbpasswd).arg("-c").arg(&conf).args(["-s", "-a", USER]),
+            Command::new(smbpasswd)
+                .arg("-c")
+                .arg(&conf)
+                .args(["-s", "-a", USER]),
             Some(&format!("{PASSWORD}\n{PASSWORD}\n")),
             "smbpasswd",
         )?;
@@ -308,7 +348,10 @@ impl Server {
             .spawn()
             .map_err(|e| Error::other(format!("cannot start smbd: {e}")))?;
         if let Err(e) = wait_listening(&mut child, addr, &log_path, "smbd") {
-            return Err(Error::other(format!("{e}\nlog.smbd:\n{}", tail(&dir.join("log.smbd")))));
+            return Err(Error::other(format!(
+                "{e}\nlog.smbd:\n{}",
+                tail(&dir.join("log.smbd"))
+            )));
         }
         let version = Command::new(&smbd)
             .arg("-V")
@@ -318,8 +361,6 @@ impl Server {
         Ok(Server {
             kind: Kind::Smbd,
             addr,
-            dir: dir.to_path_buf(),
-            share,
             procs: ProcSet {
                 root: child.id() as i32,
                 marker: Some(conf.to_string_lossy().into_owned()),
@@ -389,7 +430,11 @@ fn duetd_version(bin: &Path) -> String {
     } else {
         "release build"
     };
-    format!("duetd {} ({}, {profile})", env!("CARGO_PKG_VERSION"), git_revision())
+    format!(
+        "duetd {} ({}, {profile})",
+        env!("CARGO_PKG_VERSION"),
+        git_revision()
+    )
 }
 
 pub fn repo_root() -> PathBuf {
@@ -428,11 +473,16 @@ fn shim_crate_version(shim: &Path) -> String {
         .map(|a| a.join("Cargo.lock"))
         .find(|p| p.is_file())
         .or_else(|| Some(repo_root().join("tools/bench/smb-server-shim/Cargo.lock")));
-    let text = lock.and_then(|l| fs::read_to_string(l).ok()).unwrap_or_default();
+    let text = lock
+        .and_then(|l| fs::read_to_string(l).ok())
+        .unwrap_or_default();
     let mut lines = text.lines();
     while let Some(l) = lines.next() {
         if l.trim() == "name = \"smb-server\"" {
-            if let Some(v) = lines.next().and_then(|v| v.trim().strip_prefix("version = ")) {
+            if let Some(v) = lines
+                .next()
+                .and_then(|v| v.trim().strip_prefix("version = "))
+            {
                 return v.trim_matches('"').to_string();
             }
         }
@@ -447,7 +497,10 @@ pub fn ensure_shim(shim: &Path) -> Result<(), Error> {
     }
     let manifest = repo_root().join("tools/bench/smb-server-shim/Cargo.toml");
     if !manifest.is_file() || !shim.starts_with(repo_root().join("tools/bench/smb-server-shim")) {
-        return Err(Error::other(format!("smb-server shim not found at {}", shim.display())));
+        return Err(Error::other(format!(
+            "smb-server shim not found at {}",
+            shim.display()
+        )));
     }
     eprintln!("duet-bench: building the smb-server shim (once; a few minutes) ...");
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -455,7 +508,10 @@ pub fn ensure_shim(shim: &Path) -> Result<(), Error> {
         .arg(&manifest)
         .status()?;
     if !st.success() || !shim.is_file() {
-        return Err(Error::other(format!("building {} failed", manifest.display())));
+        return Err(Error::other(format!(
+            "building {} failed",
+            manifest.display()
+        )));
     }
     Ok(())
 }

@@ -74,11 +74,20 @@ fn quick_run_against_duetd_writes_results() {
         "durable-4k",
         "clients",
     ] {
-        assert!(json.contains(&format!("\"id\":\"{id}\"")), "{id} missing from:\n{json}");
+        assert!(
+            json.contains(&format!("\"id\":\"{id}\"")),
+            "{id} missing from:\n{json}"
+        );
     }
     assert!(json.contains("\"mode\": \"quick\""));
-    assert!(json.contains("\"rss_kib\""), "memory figures missing:\n{json}");
-    assert!(!json.contains("\"error\":") && !json.contains("\"errors\":[\""), "a measurement failed:\n{json}");
+    assert!(
+        json.contains("\"rss_kib\""),
+        "memory figures missing:\n{json}"
+    );
+    assert!(
+        !json.contains("\"error\":") && !json.contains("\"errors\":[\""),
+        "a measurement failed:\n{json}"
+    );
     assert!(md.contains("| workload | client | unit | duetd |"), "{md}");
     // The scratch directory is removed after the run.
     assert!(!work.path().join("run").exists());
@@ -86,7 +95,11 @@ fn quick_run_against_duetd_writes_results() {
 
 #[test]
 fn bad_arguments_are_refused() {
-    let res = Command::new(bench()).arg("--servers").arg("nfs").output().unwrap();
+    let res = Command::new(bench())
+        .arg("--servers")
+        .arg("nfs")
+        .output()
+        .unwrap();
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("unknown server nfs"));
     let res = Command::new(bench()).arg("--help").output().unwrap();

@@ -49,12 +49,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = server.bind().await?;
     eprintln!("smb-server-shim listening on {addr}, root {root}");
     let stop = server.shutdown_handle();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            _ = term.recv() => {}
         }
         stop.shutdown();
     });

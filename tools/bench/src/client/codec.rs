@@ -27,7 +27,6 @@ pub mod cmd {
 
 /// Header flags.
 pub mod flags {
-    pub const SERVER_TO_REDIR: u32 = 0x01;
     pub const ASYNC_COMMAND: u32 = 0x02;
     pub const RELATED_OPERATIONS: u32 = 0x04;
     pub const SIGNED: u32 = 0x08;
@@ -47,7 +46,6 @@ pub const DIALECT_300: u16 = 0x0300;
 pub const DIALECT_302: u16 = 0x0302;
 pub const DIALECT_311: u16 = 0x0311;
 
-pub const SIGNING_ENABLED: u16 = 0x01;
 pub const SIGNING_REQUIRED: u16 = 0x02;
 pub const CAP_DFS: u32 = 0x01;
 pub const CAP_LEASING: u32 = 0x02;
@@ -66,7 +64,8 @@ pub mod access {
     pub const DELETE: u32 = 0x0001_0000;
     pub const READ_CONTROL: u32 = 0x0002_0000;
     pub const SYNCHRONIZE: u32 = 0x0010_0000;
-    pub const GENERIC_READ: u32 = FILE_READ_DATA | FILE_READ_EA | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE;
+    pub const GENERIC_READ: u32 =
+        FILE_READ_DATA | FILE_READ_EA | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE;
     pub const GENERIC_WRITE: u32 = FILE_WRITE_DATA
         | FILE_APPEND_DATA
         | FILE_WRITE_EA
@@ -120,6 +119,7 @@ pub fn u32_at(b: &[u8], off: usize) -> Result<u32, Error> {
         .ok_or_else(|| Error::proto("message too short"))
 }
 
+#[cfg(test)]
 pub fn u64_at(b: &[u8], off: usize) -> Result<u64, Error> {
     let s = b
         .get(off..off + 8)
@@ -247,7 +247,13 @@ pub fn put_body(o: &mut Vec<u8>, body: &Body<'_>) {
 /// NEGOTIATE (2.2.3) offering 2.0.2 to 3.1.1, with the 3.1.1 contexts a Windows 11 client
 /// sends: SHA-512 preauth integrity, AES-128-GCM/CCM ciphers, AES-GMAC/AES-CMAC signing.
 pub fn negotiate_body(client_guid: [u8; 16], salt: [u8; 32]) -> Vec<u8> {
-    let dialects = [DIALECT_202, DIALECT_210, DIALECT_300, DIALECT_302, DIALECT_311];
+    let dialects = [
+        DIALECT_202,
+        DIALECT_210,
+        DIALECT_300,
+        DIALECT_302,
+        DIALECT_311,
+    ];
     let mut o = Vec::with_capacity(200);
     put16(&mut o, 36);
     put16(&mut o, dialects.len() as u16);
@@ -433,7 +439,12 @@ pub fn read_body(file_id: [u8; 16], offset: u64, len: u32) -> Vec<u8> {
     o
 }
 
-pub fn query_directory_body(file_id: [u8; 16], pattern: &str, restart: bool, out_len: u32) -> Vec<u8> {
+pub fn query_directory_body(
+    file_id: [u8; 16],
+    pattern: &str,
+    restart: bool,
+    out_len: u32,
+) -> Vec<u8> {
     let name = utf16(pattern);
     let mut o = Vec::with_capacity(32 + name.len());
     put16(&mut o, 33);
@@ -480,9 +491,6 @@ impl<'a> Resp<'a> {
         }
         Ok(Self { msg })
     }
-    pub fn credit_charge(&self) -> u16 {
-        u16::from_le_bytes([self.msg[6], self.msg[7]])
-    }
     pub fn status(&self) -> u32 {
         u32::from_le_bytes([self.msg[8], self.msg[9], self.msg[10], self.msg[11]])
     }
@@ -528,10 +536,47 @@ impl<'a> Resp<'a> {
         id.copy_from_slice(slice_at(self.body(), 64, 16)?);
         Ok(id)
     }
+    /// OplockLevel and the names of the create contexts of a CREATE response.
+    pub fn create_grants(&self) -> Result<(u8, Vec<[u8; 4]>), Error> {
+        let b = self.body();
+        let level = *b
+            .get(2)
+            .ok_or_else(|| Error::proto("short CREATE response"))?;
+        let mut names = Vec::new();
+        let off = u32_at(b, 80)? as usize;
+        let len = u32_at(b, 84)? as usize;
+        if len == 0 {
+            return Ok((level, names));
+        }
+        let chain = self.buffer(off, len)?;
+        let mut at = 0usize;
+        loop {
+            let ctx = chain
+                .get(at..)
+                .ok_or_else(|| Error::proto("bad create context chain"))?;
+            let next = u32_at(ctx, 0)? as usize;
+            let name_off = u16_at(ctx, 4)? as usize;
+            let name_len = u16_at(ctx, 6)? as usize;
+            if name_len == 4 {
+                let mut n = [0u8; 4];
+                n.copy_from_slice(slice_at(ctx, name_off, 4)?);
+                names.push(n);
+            }
+            if next == 0 {
+                return Ok((level, names));
+            }
+            at = at
+                .checked_add(next)
+                .ok_or_else(|| Error::proto("bad create context chain"))?;
+        }
+    }
+
     /// Data of a READ response.
     pub fn read_data(&self) -> Result<&'a [u8], Error> {
         let b = self.body();
-        let off = *b.get(2).ok_or_else(|| Error::proto("short READ response"))? as usize;
+        let off = *b
+            .get(2)
+            .ok_or_else(|| Error::proto("short READ response"))? as usize;
         let len = u32_at(b, 4)? as usize;
         self.buffer(off, len)
     }
@@ -636,26 +681,6 @@ pub fn parse_negotiate(r: &Resp<'_>) -> Result<NegotiateResp, Error> {
     })
 }
 
-/// Counts the entries of a FileIdBothDirectoryInformation buffer (NextEntryOffset chain).
-pub fn count_dir_entries(buf: &[u8]) -> Result<usize, Error> {
-    if buf.is_empty() {
-        return Ok(0);
-    }
-    let mut n = 0;
-    let mut off = 0usize;
-    loop {
-        let next = u32_at(buf, off)? as usize;
-        n += 1;
-        if next == 0 {
-            return Ok(n);
-        }
-        off = off
-            .checked_add(next)
-            .filter(|&o| o < buf.len())
-            .ok_or_else(|| Error::proto("directory entry chain runs past the buffer"))?;
-    }
-}
-
 /// Appends the 4-byte Direct TCP transport header (MS-SMB2 2.1) for `len` bytes.
 pub fn transport_header(len: usize) -> Result<[u8; 4], Error> {
     if len > 0x00ff_ffff {
@@ -663,6 +688,35 @@ pub fn transport_header(len: usize) -> Result<[u8; 4], Error> {
     }
     let l = len as u32;
     Ok([0, (l >> 16) as u8, (l >> 8) as u8, l as u8])
+}
+
+/// Names and attributes in a FileIdBothDirectoryInformation buffer (MS-FSCC 2.4.17).
+pub fn dir_entry_names(buf: &[u8]) -> Result<Vec<(String, u32)>, Error> {
+    let mut out = Vec::new();
+    if buf.is_empty() {
+        return Ok(out);
+    }
+    let mut off = 0usize;
+    loop {
+        let e = buf
+            .get(off..)
+            .ok_or_else(|| Error::proto("bad directory entry offset"))?;
+        let next = u32_at(e, 0)? as usize;
+        let attrs = u32_at(e, 56)?;
+        let len = u32_at(e, 60)? as usize;
+        let name = slice_at(e, 104, len)?;
+        let units: Vec<u16> = name
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        out.push((String::from_utf16_lossy(&units), attrs));
+        if next == 0 {
+            return Ok(out);
+        }
+        off = off
+            .checked_add(next)
+            .ok_or_else(|| Error::proto("bad NextEntryOffset"))?;
+    }
 }
 
 #[cfg(test)]
@@ -688,7 +742,7 @@ mod tests {
         let r = Resp::new(&o).unwrap();
         assert_eq!(r.command(), cmd::CREATE);
         assert_eq!(r.credits(), 33);
-        assert_eq!(r.credit_charge(), 1);
+        assert_eq!(u16_at(&o, 6).unwrap(), 1);
         assert_eq!(r.flags(), flags::SIGNED);
         assert_eq!(r.message_id(), 0x0102);
         assert_eq!(r.tree_id(), 7);
@@ -752,7 +806,11 @@ mod tests {
         assert_eq!(off, b.len());
         assert_eq!(
             types,
-            [PREAUTH_INTEGRITY_CAPABILITIES, ENCRYPTION_CAPABILITIES, SIGNING_CAPABILITIES]
+            [
+                PREAUTH_INTEGRITY_CAPABILITIES,
+                ENCRYPTION_CAPABILITIES,
+                SIGNING_CAPABILITIES
+            ]
         );
     }
 
@@ -771,14 +829,57 @@ mod tests {
         assert_eq!(chain.len(), next + 24 + 52);
     }
 
+    /// Two FileIdBothDirectoryInformation entries, the second one last.
     #[test]
-    fn split_and_count() {
+    fn directory_entries() {
+        let entry = |name: &str, attrs: u32, next: u32| {
+            let n = utf16(name);
+            let mut e = vec![0u8; 104];
+            e[0..4].copy_from_slice(&next.to_le_bytes());
+            e[56..60].copy_from_slice(&attrs.to_le_bytes());
+            e[60..64].copy_from_slice(&(n.len() as u32).to_le_bytes());
+            e.extend_from_slice(&n);
+            e
+        };
+        let mut buf = entry("a.txt", ATTR_NORMAL, 0);
+        buf.resize(120, 0); // 8-aligned next entry
+        let first_len = buf.len() as u32;
+        buf[0..4].copy_from_slice(&first_len.to_le_bytes());
+        buf.extend_from_slice(&entry("dir", ATTR_DIRECTORY, 0));
+        assert_eq!(
+            dir_entry_names(&buf).unwrap(),
+            vec![
+                ("a.txt".to_string(), ATTR_NORMAL),
+                ("dir".to_string(), ATTR_DIRECTORY)
+            ]
+        );
+        // A NextEntryOffset or name running past the buffer is an error, not a panic.
+        buf[0..4].copy_from_slice(&4000u32.to_le_bytes());
+        assert!(dir_entry_names(&buf).is_err());
+        assert!(dir_entry_names(&buf[..50]).is_err());
+        assert!(dir_entry_names(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn split_compound_members() {
         let mut frame = Vec::new();
-        put_header(&mut frame, &ReqHeader { message_id: 1, ..Default::default() });
+        put_header(
+            &mut frame,
+            &ReqHeader {
+                message_id: 1,
+                ..Default::default()
+            },
+        );
         frame.extend_from_slice(&[9, 0, 0, 0, 0, 0, 0, 0]);
         let next = frame.len() as u32;
         frame[20..24].copy_from_slice(&next.to_le_bytes());
-        put_header(&mut frame, &ReqHeader { message_id: 2, ..Default::default() });
+        put_header(
+            &mut frame,
+            &ReqHeader {
+                message_id: 2,
+                ..Default::default()
+            },
+        );
         let parts = split_compound(&frame).unwrap();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[1].message_id(), 2);
@@ -786,35 +887,5 @@ mod tests {
         frame[20..24].copy_from_slice(&1000u32.to_le_bytes());
         assert!(split_compound(&frame).is_err());
         assert!(split_compound(&frame[..10]).is_err());
-
-        let mut dir = vec![0u8; 300];
-        dir[0..4].copy_from_slice(&104u32.to_le_bytes());
-        dir[104..108].copy_from_slice(&96u32.to_le_bytes());
-        assert_eq!(count_dir_entries(&dir).unwrap(), 3);
-        dir[104..108].copy_from_slice(&4000u32.to_le_bytes());
-        assert!(count_dir_entries(&dir).is_err());
-        assert_eq!(count_dir_entries(&[]).unwrap(), 0);
-    }
-}
-
-/// Names and attributes in a FileIdBothDirectoryInformation buffer (MS-FSCC 2.4.17).
-pub fn dir_entry_names(buf: &[u8]) -> Result<Vec<(String, u32)>, Error> {
-    let mut out = Vec::new();
-    if buf.is_empty() {
-        return Ok(out);
-    }
-    let mut off = 0usize;
-    loop {
-        let e = buf.get(off..).ok_or_else(|| Error::proto("bad directory entry offset"))?;
-        let next = u32_at(e, 0)? as usize;
-        let attrs = u32_at(e, 56)?;
-        let len = u32_at(e, 60)? as usize;
-        let name = slice_at(e, 104, len)?;
-        let units: Vec<u16> = name.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-        out.push((String::from_utf16_lossy(&units), attrs));
-        if next == 0 {
-            return Ok(out);
-        }
-        off = off.checked_add(next).ok_or_else(|| Error::proto("bad NextEntryOffset"))?;
     }
 }

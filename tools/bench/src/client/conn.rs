@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use duet_auth::{PreauthHash, SessionKeys, Signer, SigningAlgorithm};
 
-use super::codec::{self, cmd, flags, status, Body, ReqHeader, Req, Resp};
+use super::codec::{self, cmd, flags, status, Body, Req, ReqHeader, Resp};
 use super::ntlm::{Entropy, NtlmClient};
 use crate::Error;
 
@@ -98,7 +98,7 @@ impl Client {
         c.logon(t)?;
         let unc = format!("\\\\{}\\{}", t.addr.ip(), t.share);
         let r = c.call(cmd::TREE_CONNECT, codec::tree_connect_body(&unc))?;
-        c.tree_id = r.0;
+        c.tree_id = Resp::new(&r)?.tree_id();
         Ok(c)
     }
 
@@ -106,16 +106,18 @@ impl Client {
         // NEGOTIATE: hashed into the preauth integrity hash (3.1.1).
         let mut preauth = PreauthHash::new();
         let body = codec::negotiate_body(random_bytes(), random_bytes());
-        let req = self.build_single(cmd::NEGOTIATE, body, 0, false)?;
+        let req = self.build_single(cmd::NEGOTIATE, body);
         preauth.update(&req);
         self.send_raw(&req)?;
         let frame = self.read_frame()?;
         let resp = Resp::new(&frame)?;
         if resp.status() != status::SUCCESS {
-            return Err(Error::proto(format!("NEGOTIATE failed: 0x{:08x}", resp.status())));
+            return Err(Error::proto(format!(
+                "NEGOTIATE failed: 0x{:08x}",
+                resp.status()
+            )));
         }
-        self.credits += u32::from(resp.credits());
-        self.credits -= 1;
+        self.credits = (self.credits + u32::from(resp.credits())).saturating_sub(1);
         let neg = codec::parse_negotiate(&resp)?;
         preauth.update(&frame);
         self.dialect = neg.dialect;
@@ -133,13 +135,12 @@ impl Client {
         let mut token = ntlm.initial_token();
         let mut session_hash = preauth.clone();
         for round in 0..3 {
-            let req = self.build_single(cmd::SESSION_SETUP, codec::session_setup_body(&token), 0, false)?;
+            let req = self.build_single(cmd::SESSION_SETUP, codec::session_setup_body(&token));
             session_hash.update(&req);
             self.send_raw(&req)?;
             let frame = self.read_frame()?;
             let resp = Resp::new(&frame)?;
-            self.credits += u32::from(resp.credits());
-            self.credits -= 1;
+            self.credits = (self.credits + u32::from(resp.credits())).saturating_sub(1);
             match resp.status() {
                 status::MORE_PROCESSING_REQUIRED if round == 0 => {
                     session_hash.update(&frame);
@@ -172,14 +173,14 @@ impl Client {
     }
 
     /// Builds one unsigned request with the next message id (setup messages only).
-    fn build_single(&mut self, command: u16, body: Vec<u8>, credit_request: u16, _r: bool) -> Result<Vec<u8>, Error> {
+    fn build_single(&mut self, command: u16, body: Vec<u8>) -> Vec<u8> {
         let mut m = Vec::with_capacity(64 + body.len());
         codec::put_header(
             &mut m,
             &ReqHeader {
                 command,
                 credit_charge: 1,
-                credit_request: credit_request.max(64),
+                credit_request: 64,
                 flags: 0,
                 message_id: self.next_mid,
                 tree_id: 0,
@@ -188,7 +189,7 @@ impl Client {
         );
         self.next_mid += 1;
         m.extend_from_slice(&body);
-        Ok(m)
+        m
     }
 
     fn send_raw(&mut self, msg: &[u8]) -> Result<(), Error> {
@@ -217,17 +218,17 @@ impl Client {
         Ok(())
     }
 
-    /// One request, waiting for its answer; returns (tree id, body) of a success.
-    pub fn call(&mut self, command: u16, body: Vec<u8>) -> Result<(u32, Vec<u8>), Error> {
-        let (st, tree, body) = self.call_status(command, body)?;
+    /// One request, waiting for a success; returns the whole response message.
+    pub fn call(&mut self, command: u16, body: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let (st, msg) = self.call_status(command, body)?;
         if st != status::SUCCESS {
             return Err(Error::status(command, st));
         }
-        Ok((tree, body))
+        Ok(msg)
     }
 
-    /// One request, waiting for its answer: (status, tree id, whole response message).
-    pub fn call_status(&mut self, command: u16, body: Vec<u8>) -> Result<(u32, u32, Vec<u8>), Error> {
+    /// One request, waiting for its answer: (status, whole response message).
+    pub fn call_status(&mut self, command: u16, body: Vec<u8>) -> Result<(u32, Vec<u8>), Error> {
         let mut out = None;
         let mut reqs = Some(vec![Req {
             command,
@@ -240,7 +241,7 @@ impl Client {
             1,
             |_, v| v.extend(reqs.take().unwrap_or_default()),
             |_, r| {
-                out = Some((r[0].status(), r[0].tree_id(), r[0].body().to_vec()));
+                out = Some((r[0].status(), r[0].msg.to_vec()));
                 Ok(())
             },
         )?;
@@ -290,7 +291,11 @@ impl Client {
                 }
                 slots[slot] = Some(Slot {
                     op: next_op,
-                    got: if reqs.len() > 1 { vec![None; reqs.len()] } else { Vec::new() },
+                    got: if reqs.len() > 1 {
+                        vec![None; reqs.len()]
+                    } else {
+                        Vec::new()
+                    },
                     left: reqs.len(),
                 });
                 reqs.clear();
@@ -333,7 +338,10 @@ impl Client {
                 continue;
             }
             let Some((slot_i, k, charge)) = by_mid.remove(&r.message_id()) else {
-                return Err(Error::proto(format!("response to unknown message id {}", r.message_id())));
+                return Err(Error::proto(format!(
+                    "response to unknown message id {}",
+                    r.message_id()
+                )));
             };
             self.in_flight_charge = self.in_flight_charge.saturating_sub(u32::from(charge));
             if let Some(signer) = &self.signer {
@@ -358,8 +366,13 @@ impl Client {
                 slot.got[k] = Some(r.msg.to_vec());
                 if slot.left == 0 {
                     let slot = slots[slot_i].take().expect("slot checked above");
-                    let owned: Vec<Vec<u8>> = slot.got.into_iter().map(Option::unwrap_or_default).collect();
-                    let views: Result<Vec<Resp<'_>>, Error> = owned.iter().map(|m| Resp::new(m)).collect();
+                    let owned: Vec<Vec<u8>> = slot
+                        .got
+                        .into_iter()
+                        .map(Option::unwrap_or_default)
+                        .collect();
+                    let views: Result<Vec<Resp<'_>>, Error> =
+                        owned.iter().map(|m| Resp::new(m)).collect();
                     Some(views.and_then(|v| done(slot.op, &v)))
                 } else {
                     None
@@ -444,14 +457,35 @@ impl Client {
 
     /// Opens `name` and returns its FileId (a non-pipelined CREATE).
     pub fn create(&mut self, c: &codec::Create<'_>) -> Result<[u8; 16], Error> {
-        let (_, body) = self.call(cmd::CREATE, codec::create_body(c))?;
-        let mut id = [0u8; 16];
-        id.copy_from_slice(codec::slice_at(&body, 64, 16)?);
-        Ok(id)
+        let msg = self.call(cmd::CREATE, codec::create_body(c))?;
+        Resp::new(&msg)?.create_file_id()
     }
 
     pub fn close(&mut self, file_id: [u8; 16]) -> Result<(), Error> {
-        self.call(cmd::CLOSE, codec::close_body(file_id)).map(|_| ())
+        self.call(cmd::CLOSE, codec::close_body(file_id))
+            .map(|_| ())
+    }
+
+    /// "SMB 3.1.1, AES-GMAC signing": what was negotiated.
+    pub fn describe(&self) -> String {
+        let d = match self.dialect {
+            codec::DIALECT_202 => "2.0.2",
+            codec::DIALECT_210 => "2.1",
+            codec::DIALECT_300 => "3.0",
+            codec::DIALECT_302 => "3.0.2",
+            codec::DIALECT_311 => "3.1.1",
+            _ => "?",
+        };
+        let s = match self.signing {
+            SigningAlgorithm::HmacSha256 => "HMAC-SHA256",
+            SigningAlgorithm::AesCmac => "AES-CMAC",
+            SigningAlgorithm::AesGmac => "AES-GMAC",
+        };
+        format!(
+            "SMB {d}, {s} signing, max read/write {} / {} KiB",
+            self.max_read / 1024,
+            self.max_write / 1024
+        )
     }
 
     /// TREE_DISCONNECT and LOGOFF, then the socket closes on drop.

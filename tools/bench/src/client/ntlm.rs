@@ -16,7 +16,12 @@ use crate::Error;
 
 /// MechTypeList DER with NTLMSSP alone: what the mechListMIC covers.
 fn mech_types_der() -> Vec<u8> {
-    let mut v = vec![0x30, (OID_NTLMSSP.len() + 2) as u8, 0x06, OID_NTLMSSP.len() as u8];
+    let mut v = vec![
+        0x30,
+        (OID_NTLMSSP.len() + 2) as u8,
+        0x06,
+        OID_NTLMSSP.len() as u8,
+    ];
     v.extend_from_slice(OID_NTLMSSP);
     v
 }
@@ -113,7 +118,9 @@ impl NtlmClient {
             NegotiationToken::Resp(r) => r
                 .response_token
                 .ok_or_else(|| Error::auth("SPNEGO answer without a CHALLENGE"))?,
-            NegotiationToken::Init(_) => return Err(Error::auth("SPNEGO: unexpected NegTokenInit")),
+            NegotiationToken::Init(_) => {
+                return Err(Error::auth("SPNEGO: unexpected NegTokenInit"))
+            }
         };
         let chal = ntlm::ChallengeMessage::parse(challenge)?;
         let flags = CLIENT_FLAGS & chal.negotiate_flags;
@@ -136,7 +143,11 @@ impl NtlmClient {
                 }
             }
         }
-        ntlm::write_av_pair(&mut av, ntlm::av_id::MSV_AV_FLAGS, &ntlm::MSV_AV_FLAG_MIC_PRESENT.to_le_bytes());
+        ntlm::write_av_pair(
+            &mut av,
+            ntlm::av_id::MSV_AV_FLAGS,
+            &ntlm::MSV_AV_FLAG_MIC_PRESENT.to_le_bytes(),
+        );
         ntlm::write_av_pair(&mut av, ntlm::av_id::MSV_AV_EOL, &[]);
 
         // NTLMv2 (MS-NLMP 3.3.2).
@@ -172,7 +183,14 @@ impl NtlmClient {
         let domain = ntlm::utf16le(&self.domain);
         let user = ntlm::utf16le(&self.user);
         let workstation = ntlm::utf16le("DUETBENCH");
-        let fields: [&[u8]; 6] = [&lm_response, &nt_response, &domain, &user, &workstation, &encrypted_key];
+        let fields: [&[u8]; 6] = [
+            &lm_response,
+            &nt_response,
+            &domain,
+            &user,
+            &workstation,
+            &encrypted_key,
+        ];
         let mut auth = Vec::with_capacity(88 + fields.iter().map(|f| f.len()).sum::<usize>());
         auth.extend_from_slice(ntlm::NTLMSSP_SIGNATURE);
         auth.extend_from_slice(&ntlm::AUTHENTICATE_MESSAGE_TYPE.to_le_bytes());
@@ -265,7 +283,9 @@ mod tests {
         let Step::Continue(challenge) = server.step(&client.initial_token(), &mut lookup)? else {
             panic!("expected a CHALLENGE");
         };
-        let auth = client.respond(&challenge, &entropy()).expect("client answers");
+        let auth = client
+            .respond(&challenge, &entropy())
+            .expect("client answers");
         let done = server.step(&auth, &mut lookup)?;
         Ok((client, done))
     }
@@ -276,7 +296,9 @@ mod tests {
     #[test]
     fn logs_on_to_duet_auth_acceptor() {
         let (client, done) = logon("Correct-Horse-7").unwrap();
-        let Step::Done(auth) = done else { panic!("not done: {done:?}") };
+        let Step::Done(auth) = done else {
+            panic!("not done: {done:?}")
+        };
         assert_eq!(auth.user, "alice");
         assert_eq!(Some(auth.session_key), client.session_key());
         // Key exchange: the session key is the client's random one, not the base key.
@@ -295,7 +317,10 @@ mod tests {
         let ks = rc4(&[1, 2, 3, 4, 5], &[0; 16]);
         assert_eq!(
             ks,
-            [0xb2, 0x39, 0x63, 0x05, 0xf0, 0x3d, 0xc0, 0x27, 0xcc, 0xc3, 0x52, 0x4a, 0x0a, 0x11, 0x18, 0xa8]
+            [
+                0xb2, 0x39, 0x63, 0x05, 0xf0, 0x3d, 0xc0, 0x27, 0xcc, 0xc3, 0x52, 0x4a, 0x0a, 0x11,
+                0x18, 0xa8
+            ]
         );
     }
 }

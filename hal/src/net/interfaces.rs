@@ -2,7 +2,8 @@
 //! them (SMB 3 FSCTL_QUERY_NETWORK_INTERFACE_INFO).
 //!
 //! Owns: reading the interface list (getifaddrs) and what the kernel tells
-//! about each link in /sys/class/net (speed, receive queues).
+//! about each link in /sys/class/net (speed, receive queues). Re-exported as
+//! `duet_hal::net::{addresses, Address}`.
 //!
 //! Must never: panic on what the kernel returns, or decide what a client is
 //! told (the SMB layer filters and encodes).
