@@ -19,6 +19,14 @@ const USAGE: &str = "usage:
 environment: RUST_LOG (default info), e.g. RUST_LOG=duetd=debug";
 
 fn main() {
+    // Large I/O buffers (up to 8 MiB per READ/WRITE) must go back to the system when freed:
+    // a fixed mmap threshold stops glibc from raising it dynamically and then keeping
+    // freed multi-MiB buffers in its arenas (measured: 163 MiB resident after a benchmark).
+    // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -154,7 +162,29 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
         signing_required = server_cfg.signing_required,
         "SMB settings"
     );
+    let v1_timeout = match store.setting("smb.durable_v1_timeout_secs") {
+        Ok(Some(v)) => Some(v.parse::<u32>().ok().filter(|s| *s <= 24 * 3600).ok_or_else(|| {
+            Exit::Fail(format!(
+                "setting smb.durable_v1_timeout_secs = {v:?}: expected seconds, at most 86400"
+            ))
+        })?),
+        Ok(None) => None,
+        Err(e) => return Err(Exit::Fail(e.to_string())),
+    };
     let server = Server::new(server_cfg, store);
+    if let Some(secs) = v1_timeout {
+        server.durable.set_v1_timeout_ms(secs * 1000);
+    }
+    // Durable handles recorded by the last run: restored (disconnected, for the rest of
+    // their timeout) before any client can connect, or expired.
+    let restored = duetd::smb::durable::restore(&server)
+        .map_err(|e| Exit::Fail(format!("restoring durable handles: {e}")))?;
+    tracing::info!(
+        restored = restored.restored,
+        expired = restored.expired,
+        dropped = restored.dropped,
+        "durable handles"
+    );
     let max_conns = cfg.limits.max_connections;
     rt.block_on(async move {
         let mut tasks = Vec::new();

@@ -14,9 +14,13 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::smb::{Conn, Flow, Outbox, Server};
 use crate::wire::framing;
 
+/// The read buffer capacity a connection keeps when messages are small.
+const SMALL_FRAME_KEEP: usize = 128 * 1024;
+
 /// Accepts connections on `listener` until the process ends.
 pub async fn serve(server: Arc<Server>, listener: TcpListener, max_connections: usize) {
     let slots = Arc::new(Semaphore::new(max_connections));
+    tokio::spawn(break_timer(Arc::downgrade(&server)));
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "SMB service listening");
     loop {
@@ -41,25 +45,56 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, max_connections: 
     }
 }
 
+/// Oplock and lease break acknowledgment timeouts (MS-SMB2 3.3.6.1, 3.3.6.5): the core keeps
+/// the deadlines; this gives it the time once a second while the server lives.
+async fn break_timer(server: std::sync::Weak<Server>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let Some(server) = server.upgrade() else {
+            return;
+        };
+        crate::smb::oplock::tick(&server, crate::util::monotonic_ms());
+        // The durable-handle scavenger (it commits to the state store: off the reactor).
+        let s = server.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::smb::durable::tick(&s, duet_state::unix_time_ms())
+        })
+        .await;
+    }
+}
+
 async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
     let (mut rd, wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let outbox = Outbox::new(tx);
+    let holds = outbox.markers();
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::with_capacity(256 * 1024, wr);
-        while let Some(msg) = rx.recv().await {
-            if w.write_all(&framing::encode_len(msg.len())).await.is_err()
-                || w.write_all(&msg).await.is_err()
-            {
-                return;
-            }
-            // Coalesce what is already queued, then flush.
-            while let Ok(msg) = rx.try_recv() {
-                if w.write_all(&framing::encode_len(msg.len())).await.is_err()
+        while let Some(mut msg) = rx.recv().await {
+            // Coalesce what is already queued, then flush. An empty message is a marker:
+            // what follows waits for state-store commits (durable handles), which the
+            // reader does not wait for, so it goes on with the next requests meanwhile.
+            loop {
+                if msg.is_empty() {
+                    if w.flush().await.is_err() {
+                        return;
+                    }
+                    if let Err(e) = tokio::task::block_in_place(|| holds.wait()) {
+                        tracing::error!(%peer, error = %e, "state store commit failed; closing the connection");
+                        let _ = w.shutdown().await;
+                        return;
+                    }
+                } else if w.write_all(&framing::encode_len(msg.len())).await.is_err()
                     || w.write_all(&msg).await.is_err()
                 {
                     return;
+                }
+                match rx.try_recv() {
+                    Ok(m) => msg = m,
+                    Err(_) => break,
                 }
             }
             if w.flush().await.is_err() {
@@ -69,7 +104,7 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         let _ = w.shutdown().await;
     });
     tracing::debug!(%peer, "connection open");
-    let mut conn = Conn::new(server, peer, local, Outbox::new(tx));
+    let mut conn = Conn::new(server, peer, local, outbox);
     let mut buf = Vec::new();
     let mailbox = conn.mailbox();
     loop {
@@ -90,9 +125,19 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                 continue;
             }
         }
+        // Readiness can be stale (the last read took exactly what was there): try the read
+        // without waiting, so a post to the mailbox is not left waiting behind a read that
+        // blocks until the client's next request.
         let mut hdr = [0u8; 4];
-        if rd.read_exact(&mut hdr).await.is_err() {
-            break;
+        match rd.try_read(&mut hdr) {
+            Ok(0) => break,
+            Ok(n) => {
+                if rd.read_exact(&mut hdr[n..]).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
         }
         let Some(len) = framing::decode_len(hdr) else {
             tracing::warn!(%peer, "not a direct-TCP SMB frame; closing");
@@ -102,16 +147,21 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
             tracing::warn!(%peer, len, "message size out of bounds; closing");
             break;
         }
-        buf.resize(len, 0);
-        if rd.read_exact(&mut buf).await.is_err() {
-            break;
+        // Read into spare capacity (no zero-fill). The buffer keeps its size while large
+        // messages keep coming and shrinks after a small one, so an idle connection holds
+        // little memory and a streaming one does not reallocate per message.
+        if buf.capacity() > SMALL_FRAME_KEEP && len <= SMALL_FRAME_KEEP {
+            buf = Vec::with_capacity(SMALL_FRAME_KEEP);
+        }
+        buf.clear();
+        buf.reserve(len);
+        match (&mut rd).take(len as u64).read_to_end(&mut buf).await {
+            Ok(n) if n == len => {}
+            _ => break,
         }
         let flow = tokio::task::block_in_place(|| conn.handle_frame(&buf));
         if flow == Flow::Close {
             break;
-        }
-        if buf.capacity() > 1024 * 1024 {
-            buf = Vec::new();
         }
     }
     tokio::task::block_in_place(|| conn.teardown());

@@ -145,33 +145,37 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
             return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
         }
     }
-    let mut body = Vec::with_capacity(16 + len);
-    body.put_u16(17);
-    body.put_u8(80); // DataOffset: header (64) + 16
-    body.put_u8(0);
-    body.put_u32(0);
-    body.put_u32(0);
-    body.put_u32(0);
-    body.resize(16 + len, 0);
+    // Framed in place: HEADER_LEN bytes of headroom, the 16-byte READ response, the data
+    // read straight behind it (no copy of the data after the pread).
+    const H: usize = crate::wire::HEADER_LEN;
+    let mut msg = Vec::with_capacity(H + 16 + len);
+    msg.resize(H, 0);
+    msg.put_u16(17);
+    msg.put_u8(80); // DataOffset: header (64) + 16
+    msg.put_u8(0);
+    msg.put_u32(0);
+    msg.put_u32(0);
+    msg.put_u32(0);
+    msg.resize(H + 16 + len, 0);
     let n = if len == 0 {
         0
     } else {
         handle
-            .read_at(&mut body[16..], offset)
+            .read_at(&mut msg[H + 16..], offset)
             .map_err(|e| Fail::Status(fs_status(&e)))?
     };
-    body.truncate(16 + n);
+    msg.truncate(H + 16 + n);
     if (n == 0 && len > 0) || n < min_count {
         return Err(Fail::Status(status::END_OF_FILE));
     }
-    body.set_u32(4, n as u32);
+    msg.set_u32(H + 4, n as u32);
     if let Some(o) = conn.opens.get_mut(&vol) {
         o.position = offset + n as u64;
     }
     if n == 0 {
-        body.push(0);
+        msg.push(0);
     }
-    Ok(Reply::ok(body))
+    Ok(Reply::Framed { status: status::SUCCESS, msg })
 }
 
 fn read_body(data: Vec<u8>) -> Vec<u8> {
@@ -233,6 +237,7 @@ pub fn handle_write(conn: &mut Conn, req: &Req) -> HResult {
     let write_through = flags & WRITEFLAG_WRITE_THROUGH != 0 || open.create_options & FILE_WRITE_THROUGH != 0;
     let path = open.path.clone();
     let root = open.root.clone();
+    super::oplock::contend(conn, vol);
     if len > 0 {
         handle
             .write_at(data, offset)
