@@ -260,6 +260,49 @@ pub fn encode_file_info(
     Ok(())
 }
 
+/// One stream of a file as FileStreamInformation reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamEntry<'a> {
+    /// The stream's name with its type: "::$DATA" for the unnamed data
+    /// stream, ":NAME:$DATA" for a named one.
+    pub name: &'a str,
+    /// StreamSize in bytes.
+    pub size: u64,
+    /// StreamAllocationSize in bytes.
+    pub allocation: u64,
+}
+
+/// Appends FILE_STREAM_INFORMATION (MS-FSCC 2.4.49) listing `streams` in
+/// order: each entry 8-byte aligned with its NextEntryOffset, the last one
+/// 0 and unpadded. No streams append nothing (a directory without named
+/// streams). A name too long for a 32-bit length is `Err(InvalidParameter)`
+/// (nothing appended).
+pub fn encode_stream_information(
+    streams: &[StreamEntry<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), FsccError> {
+    if streams.iter().any(|s| utf16_len_u32(s.name).is_none()) {
+        return Err(FsccError::InvalidParameter);
+    }
+    let mut prev: Option<usize> = None;
+    for s in streams {
+        if let Some(p) = prev {
+            while !(out.len() - p).is_multiple_of(8) {
+                out.push(0);
+            }
+            let next = (out.len() - p) as u32;
+            out[p..p + 4].copy_from_slice(&next.to_le_bytes());
+        }
+        prev = Some(out.len());
+        put_u32(out, 0);
+        put_u32(out, utf16_len_u32(s.name).unwrap_or(0));
+        put_u64(out, s.size);
+        put_u64(out, s.allocation);
+        put_utf16(out, s.name);
+    }
+    Ok(())
+}
+
 /// Appends FILE_ID_INFORMATION (MS-FSCC 2.4.26, 24 bytes):
 /// VolumeSerialNumber, then the 128-bit FileId (MS-FSCC 2.1.10) holding the
 /// 64-bit file ID in its low 8 bytes.

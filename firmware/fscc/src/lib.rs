@@ -41,7 +41,8 @@ pub use dir::DirEntryWriter;
 pub use ea::{decode_get_ea_list, encode_full_ea_list, FullEa};
 pub use error::FsccError;
 pub use file_info::{
-    encode_file_id_information, encode_file_info, file_info_min_output_size, FileBasics, OpenInfo,
+    encode_file_id_information, encode_file_info, encode_stream_information,
+    file_info_min_output_size, FileBasics, OpenInfo, StreamEntry,
 };
 pub use fs_info::{encode_fs_info, fs_info_min_output_size, FsStats};
 pub use pattern::name_matches;

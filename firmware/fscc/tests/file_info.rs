@@ -3,7 +3,8 @@
 use duet_fscc::consts::*;
 use duet_fscc::{
     apply_output_buffer_length, encode_file_id_information, encode_file_info,
-    file_info_min_output_size, FileBasics, FsccError, OpenInfo,
+    encode_stream_information, file_info_min_output_size, FileBasics, FsccError, OpenInfo,
+    StreamEntry,
 };
 
 fn u16_at(b: &[u8], o: usize) -> u16 {
@@ -299,6 +300,37 @@ fn stream_information_one_default_stream() {
     assert_eq!(u64_at(&b, 16), 8192, "StreamAllocationSize");
     assert_eq!(&b[24..], &name[..]);
     assert!(enc(FILE_STREAM_INFORMATION, &dir(), &open("d")).is_empty());
+}
+
+#[test]
+fn stream_information_lists_named_streams() {
+    let mut b = Vec::new();
+    let streams = [
+        StreamEntry {
+            name: "::$DATA",
+            size: 5,
+            allocation: 8,
+        },
+        StreamEntry {
+            name: ":ab:$DATA",
+            size: 300,
+            allocation: 304,
+        },
+    ];
+    encode_stream_information(&streams, &mut b).unwrap();
+    // 24 + 14 bytes, padded to 40; then 24 + 18, unpadded.
+    assert_eq!(u32_at(&b, 0), 40, "NextEntryOffset, 8-byte aligned");
+    assert_eq!(u32_at(&b, 4), 14);
+    assert_eq!(&b[24..38], &utf16("::$DATA")[..]);
+    assert_eq!(&b[38..40], &[0, 0]);
+    assert_eq!(u32_at(&b, 40), 0, "the last entry");
+    assert_eq!(u32_at(&b, 44), 18);
+    assert_eq!((u64_at(&b, 48), u64_at(&b, 56)), (300, 304));
+    assert_eq!(&b[64..], &utf16(":ab:$DATA")[..]);
+    // A directory without named streams: nothing.
+    let mut e = Vec::new();
+    encode_stream_information(&[], &mut e).unwrap();
+    assert!(e.is_empty());
 }
 
 #[test]

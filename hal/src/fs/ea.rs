@@ -90,7 +90,7 @@ fn ea_err(e: Errno) -> FsError {
 }
 
 /// Every xattr name of `fd`.
-fn list_names(fd: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>, FsError> {
+pub(crate) fn list_names(fd: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>, FsError> {
     for _ in 0..4 {
         let need = match sys::flistxattr(fd, &mut []) {
             Ok(n) => n,

@@ -500,6 +500,28 @@ pub(crate) fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> SysRes
     .map(drop)
 }
 
+/// fsetxattr(2) with flags (XATTR_CREATE / XATTR_REPLACE).
+pub(crate) fn fsetxattr_flags(
+    fd: BorrowedFd<'_>,
+    name: &CStr,
+    value: &[u8],
+    flags: c_int,
+) -> SysResult<()> {
+    retry_int(|| {
+        // SAFETY: `value` is readable for its length; `name` is NUL-terminated.
+        unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                flags,
+            )
+        }
+    })
+    .map(drop)
+}
+
 /// flistxattr(2): the NUL-separated names into `buf` (an empty `buf` asks
 /// for the size needed).
 pub(crate) fn flistxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<usize> {

@@ -13,6 +13,7 @@ use super::files::{
     share_id, FileKey, Open, OpenKind, OpenRef, ShareEntry, FILE_ATTRIBUTE_VALID_SET,
     FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
 };
+use super::streams::StreamPart;
 use super::{names, notify, Conn, Fail, FileId, HResult, Reply, Req, TreeKind};
 use crate::wire::{le_u16, le_u32, status, utf16le, PutLe, HEADER_LEN};
 
@@ -76,46 +77,13 @@ const WRITE_ACCESS: u32 = FILE_WRITE_DATA
     | FILE_DELETE_CHILD;
 
 /// Checks an SMB2 path (UTF-16 decoded) and turns it into the '/'-separated share-relative
-/// form `duet_hal::fs` takes. "" is the share root.
+/// form `duet_hal::fs` takes. "" is the share root. A trailing "::$DATA" is the file itself;
+/// a named stream is not a path (OBJECT_NAME_INVALID; `streams::parse_name` has them).
 pub fn parse_path(name: &str) -> Result<String, u32> {
-    if name.is_empty() {
-        return Ok(String::new());
+    match super::streams::parse_name(name)? {
+        (path, StreamPart::None | StreamPart::DefaultData) => Ok(path),
+        _ => Err(status::OBJECT_NAME_INVALID),
     }
-    if name.starts_with('\\') || name.starts_with('/') {
-        return Err(status::INVALID_PARAMETER);
-    }
-    let name = name.strip_suffix('\\').unwrap_or(name);
-    let mut out = String::with_capacity(name.len());
-    for comp in name.split('\\') {
-        let mut comp = comp;
-        if let Some(c) = comp.strip_suffix("::$DATA") {
-            comp = c;
-        }
-        if comp.is_empty() {
-            return Err(status::OBJECT_NAME_INVALID);
-        }
-        if comp == "." || comp == ".." {
-            return Err(status::OBJECT_PATH_SYNTAX_BAD);
-        }
-        if comp.encode_utf16().count() > 255 {
-            return Err(status::OBJECT_NAME_INVALID);
-        }
-        if comp.contains(':') {
-            // Named streams are not supported.
-            return Err(status::OBJECT_NAME_NOT_FOUND);
-        }
-        if comp
-            .chars()
-            .any(|c| (c as u32) < 0x20 || matches!(c, '<' | '>' | '"' | '|' | '?' | '*' | '/'))
-        {
-            return Err(status::OBJECT_NAME_INVALID);
-        }
-        if !out.is_empty() {
-            out.push('/');
-        }
-        out.push_str(comp);
-    }
-    Ok(out)
 }
 
 /// FsError -> NTSTATUS, in one place.
@@ -224,7 +192,7 @@ pub fn parse_contexts(buf: &[u8]) -> Result<Vec<CreateContext<'_>>, u32> {
 }
 
 /// Appends create contexts to a response in the MS-SMB2 2.2.13.2 layout.
-fn put_contexts(body: &mut Vec<u8>, ctxs: &[(&[u8; 4], Vec<u8>)]) -> (u32, u32) {
+pub(super) fn put_contexts(body: &mut Vec<u8>, ctxs: &[(&[u8; 4], Vec<u8>)]) -> (u32, u32) {
     if ctxs.is_empty() {
         return (0, 0);
     }
@@ -253,6 +221,13 @@ fn put_contexts(body: &mut Vec<u8>, ctxs: &[(&[u8; 4], Vec<u8>)]) -> (u32, u32) 
 
 pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     let c = parse_create(req)?;
+    // Durable handles first: a reconnect ignores the rest of the request, a replay answers
+    // with the open it made.
+    let durable_request =
+        match super::durable::begin_create(conn, req, &c.name, &c.contexts, c.oplock) {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
     if c.impersonation > 3 {
         return Err(Fail::Status(0xC000_00A5)); // BAD_IMPERSONATION_LEVEL
     }
@@ -290,7 +265,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     if c.desired & ACCESS_SYSTEM_SECURITY != 0 {
         return Err(Fail::Status(status::PRIVILEGE_NOT_HELD));
     }
-    let path = parse_path(&c.name).map_err(Fail::Status)?;
+    let (path, stream) = super::streams::parse_name(&c.name).map_err(Fail::Status)?;
     let granted = map_generic(c.desired, maximal);
     if read_only && (granted & WRITE_ACCESS != 0 || c.disposition != FILE_OPEN) {
         return Err(Fail::Status(status::ACCESS_DENIED));
@@ -301,6 +276,11 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         ));
     }
     let want_dir = c.options & FILE_DIRECTORY_FILE != 0;
+    // A data stream is never a directory; "::$INDEX_ALLOCATION" is the directory itself.
+    if want_dir && matches!(stream, StreamPart::DefaultData | StreamPart::Named(_)) {
+        return Err(Fail::Status(status::NOT_A_DIRECTORY));
+    }
+    let want_dir = want_dir || stream == StreamPart::Directory;
     if want_dir && !matches!(c.disposition, FILE_OPEN | FILE_CREATE | FILE_OPEN_IF) {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
@@ -355,7 +335,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     };
     let kind = if want_dir {
         Kind::Directory
-    } else if c.options & FILE_NON_DIRECTORY_FILE != 0 {
+    } else if c.options & FILE_NON_DIRECTORY_FILE != 0 || stream == StreamPart::DefaultData {
         Kind::NonDirectory
     } else {
         Kind::Any
@@ -383,7 +363,12 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     // or overwrite that asks for it is refused, as a standalone Windows server refuses it
     // without an EFS certificate, rather than silently made unencrypted. An existing file
     // opened without overwriting ignores the attributes.
-    let (handle, created, path) = if c.attributes & FILE_ATTRIBUTE_ENCRYPTED != 0 && !want_dir {
+    let mut base_created = None;
+    let (handle, created, path) = if let StreamPart::Named(s) = &stream {
+        let (h, opened, p) = super::streams::open(conn, &root, &path, s, &opts)?;
+        base_created = Some(opened.base_created);
+        (h, opened.created, p)
+    } else if c.attributes & FILE_ATTRIBUTE_ENCRYPTED != 0 && !want_dir {
         if overwrites || c.disposition == FILE_CREATE {
             return Err(Fail::Status(status::ACCESS_DENIED));
         }
@@ -399,23 +384,44 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         open_resolved(conn, &root, path, &opts)?
     };
     let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
-    let key = FileKey {
-        dev: meta.dev,
-        ino: meta.ino,
-    };
+    let key = super::streams::key_of(&meta, &handle);
+    // Whether the file was created (a stream may be new on an existing file).
+    let base_created = base_created.unwrap_or(created);
     let is_dir = meta.is_dir;
     // The descriptor's access check (a new object: its initial descriptor stored).
-    let (granted, maximal) = acl.after_open(&handle, &path, created)?;
+    let (granted, maximal) = acl.after_open(&handle, &path, base_created)?;
+    if super::durable::purge_for_open(
+        conn,
+        key,
+        granted,
+        c.share_access,
+        c.disposition,
+        c.options,
+        c.oplock,
+        &c.contexts,
+    )? {
+        // A disconnected durable open in the way was closed (its delete on close may have
+        // removed the file): start again.
+        drop(handle);
+        return handle_create(conn, req);
+    }
     let who = OpenRef {
         conn: conn.id,
         volatile: conn.server.new_id(),
     };
+    let file_id = FileId {
+        persistent: conn.server.new_id(),
+        volatile: who.volatile,
+    };
+    let oplock;
     {
-        let mut files = conn
-            .server
+        let server = conn.server.clone();
+        let mut files = server
             .files
             .lock()
             .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+        let mut share_ok = true;
+        super::streams::check_open(&files, &key, granted, created)?;
         if !created {
             if files.is_delete_pending(&key) {
                 return Err(Fail::Status(status::DELETE_PENDING));
@@ -433,9 +439,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
                     return Err(Fail::Status(status::ACCESS_DENIED));
                 }
             }
-            if !files.check_share(&key, granted, c.share_access) {
-                return Err(Fail::Status(status::SHARING_VIOLATION));
-            }
+            share_ok = files.check_share(&key, granted, c.share_access);
             if !is_dir
                 && overwrites
                 && !overwrite_keeps_hidden_system(meta.dos_attributes, c.attributes)
@@ -453,6 +457,27 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
                 }
             }
         }
+        // Breaks what the open conflicts with (or waits for that), then its oplock or lease.
+        let args = super::oplock::OpenArgs {
+            key,
+            who,
+            file_id,
+            requested: c.oplock,
+            contexts: &c.contexts,
+            access: granted,
+            share_ok,
+            disposition: c.disposition,
+            options: c.options,
+            is_dir,
+            created,
+        };
+        oplock = match super::oplock::on_open(conn, req, &mut files, &args) {
+            Ok(granted) => granted,
+            Err(reply) => {
+                super::durable::note_pending(conn, req, &durable_request, &reply);
+                return reply;
+            }
+        };
         files.add_open(
             key,
             share_id(&root),
@@ -474,8 +499,12 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
             release(conn, key, who);
             return Err(Fail::Status(fs_status(&e)));
         }
-        let _ =
-            handle.set_dos_attributes(attributes_on_create(c.attributes) | FILE_ATTRIBUTE_ARCHIVE);
+        if !key.is_stream() {
+            // All of the file's data is replaced: its named streams go too.
+            let _ = handle.remove_streams();
+            let _ = handle
+                .set_dos_attributes(attributes_on_create(c.attributes) | FILE_ATTRIBUTE_ARCHIVE);
+        }
         action = if c.disposition == FILE_SUPERSEDE {
             FILE_SUPERSEDED
         } else {
@@ -485,7 +514,7 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     if !create_eas.is_empty() && action != FILE_OPENED {
         if let Err(st) = super::info::set_eas(&handle, &create_eas) {
             release(conn, key, who);
-            if created {
+            if base_created {
                 let _ = if is_dir {
                     root.rmdir(&path)
                 } else {
@@ -499,16 +528,12 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         let _ = handle.allocate(a);
     }
     let meta = handle.meta().map_err(|e| Fail::Status(fs_status(&e)))?;
-    if created {
+    if base_created {
         notify::report(conn, &root, &path, notify::FILE_ACTION_ADDED, is_dir);
     } else if action != FILE_OPENED {
         notify::report(conn, &root, &path, notify::FILE_ACTION_MODIFIED, is_dir);
     }
 
-    let file_id = FileId {
-        persistent: conn.server.new_id(),
-        volatile: who.volatile,
-    };
     if want_mxac {
         let mut d = Vec::with_capacity(8);
         d.put_u32(0);
@@ -521,6 +546,9 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         d.put_u64(meta.dev);
         d.extend_from_slice(&[0u8; 16]);
         contexts_out.push((b"QFid", d));
+    }
+    if let Some(d) = &oplock.context {
+        contexts_out.push((b"RqLs", d.clone()));
     }
     let open = Open {
         file_id,
@@ -540,11 +568,16 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         delete_on_close: c.options & FILE_DELETE_ON_CLOSE != 0,
     };
     conn.opens.insert(file_id.volatile, open);
+    if let Some(ctx) =
+        super::durable::grant(conn, req, &durable_request, file_id.volatile, &oplock, action)
+    {
+        contexts_out.push(ctx);
+    }
 
     let fb = super::info::basics(&meta);
     let mut body = Vec::with_capacity(160);
     body.put_u16(89);
-    body.put_u8(0); // OplockLevel: none
+    body.put_u8(oplock.level); // OplockLevel
     body.put_u8(0); // Flags
     body.put_u32(action);
     body.put_u64(fb.creation_time);
@@ -761,6 +794,7 @@ pub fn close_open(conn: &mut Conn, vol: u64) {
     let Some(open) = conn.opens.remove(&vol) else {
         return;
     };
+    super::durable::on_close(conn, &open);
     notify::close_handle(conn, vol);
     super::lock::close_handle(conn, vol);
     let (Some(key), Some(root)) = (open.key, open.root.as_ref()) else {
@@ -782,6 +816,11 @@ pub fn close_open(conn: &mut Conn, vol: u64) {
         files.remove_open(&key, who)
     };
     super::lock::wake(&conn.server, key);
+    super::oplock::wake_file(&conn.server, key);
+    if key.is_stream() {
+        super::streams::closed(conn, root, open.handle(), key, last);
+        return;
+    }
     if let Some((path, true)) = last {
         let r = if open.is_dir {
             root.rmdir(&path)
@@ -811,7 +850,8 @@ mod tests {
         assert_eq!(parse_path("a\\\\b"), Err(status::OBJECT_NAME_INVALID));
         assert_eq!(parse_path("a/b"), Err(status::OBJECT_NAME_INVALID));
         assert_eq!(parse_path("a*"), Err(status::OBJECT_NAME_INVALID));
-        assert_eq!(parse_path("f:stream"), Err(status::OBJECT_NAME_NOT_FOUND));
+        assert_eq!(parse_path("f:stream"), Err(status::OBJECT_NAME_INVALID));
+        assert_eq!(parse_path("d::$DATA\\f"), Err(status::OBJECT_NAME_INVALID));
         assert_eq!(
             parse_path(&"x".repeat(256)),
             Err(status::OBJECT_NAME_INVALID)

@@ -19,11 +19,27 @@ pub const FILE_SHARE_DELETE: u32 = 0x4;
 /// The FileAttributes a client may set (MS-SMB2 2.2.13: FILE_ATTRIBUTE_VALID_FLAGS).
 pub const FILE_ATTRIBUTE_VALID_SET: u32 = 0x0000_7FB7;
 
-/// Identity of a file on disk.
+/// Identity of a file on disk: its inode, and which of its streams (a named stream is
+/// its own file for share modes, locks and delete on close, `streams.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileKey {
     pub dev: u64,
     pub ino: u64,
+    /// 0 for the file or directory itself (its unnamed data stream), else the id of a
+    /// named stream (`streams::stream_id`).
+    pub stream: u64,
+}
+
+impl FileKey {
+    /// The key of the file itself, for a key of any of its streams.
+    pub fn base(&self) -> FileKey {
+        FileKey { stream: 0, ..*self }
+    }
+
+    /// Whether the key is a named stream's.
+    pub fn is_stream(&self) -> bool {
+        self.stream != 0
+    }
 }
 
 /// One SMB2 open (MS-SMB2 3.3.1.10 Open).
@@ -200,6 +216,8 @@ pub struct FileEntry {
     pub path: String,
     /// The share `path` is relative to (see [`share_id`]).
     pub share: usize,
+    /// Oplocks and leases on the file (`oplock.rs`).
+    pub oplocks: super::oplock::FileOplocks,
 }
 
 /// Identifies a share in the file table: its root, which every tree connect to the share
@@ -215,6 +233,10 @@ const DATA_ACCESS: u32 =
 #[derive(Default)]
 pub struct FileTable {
     pub files: HashMap<FileKey, FileEntry>,
+    /// How many of `files` are named streams of each file (by the file's key).
+    stream_entries: HashMap<FileKey, usize>,
+    /// Server-wide oplock and lease state: lease index, waiting requests (`oplock.rs`).
+    pub oplock: super::oplock::Registry,
 }
 
 impl FileTable {
@@ -259,6 +281,9 @@ impl FileTable {
     }
 
     pub fn add_open(&mut self, key: FileKey, share: usize, path: &str, entry: ShareEntry) {
+        if key.is_stream() && !self.files.contains_key(&key) {
+            *self.stream_entries.entry(key.base()).or_default() += 1;
+        }
         let e = self.files.entry(key).or_default();
         if e.opens.is_empty() {
             e.path = path.to_string();
@@ -294,14 +319,85 @@ impl FileTable {
     /// deleted) when this was the last open.
     pub fn remove_open(&mut self, key: &FileKey, who: OpenRef) -> Option<(String, bool)> {
         let e = self.files.get_mut(key)?;
+        super::oplock::open_removed(&mut self.oplock, &mut e.oplocks, who);
         e.opens.retain(|o| o.who != who);
         e.locks.retain(|l| l.who != who);
         e.lock_state.remove(&who);
         if e.opens.is_empty() {
+            if !key.is_stream() && e.delete_pending && self.stream_entries.contains_key(key) {
+                // Its named streams are still open: the file goes with the last of them
+                // (`take_orphan_delete`); until then it stays delete-pending.
+                return None;
+            }
             let e = self.files.remove(key)?;
+            self.forget_stream(key);
             return Some((e.path, e.delete_pending));
         }
         None
+    }
+
+    fn forget_stream(&mut self, key: &FileKey) {
+        if !key.is_stream() {
+            return;
+        }
+        if let Some(n) = self.stream_entries.get_mut(&key.base()) {
+            *n -= 1;
+            if *n == 0 {
+                self.stream_entries.remove(&key.base());
+            }
+        }
+    }
+
+    /// Whether any named stream of the file `key` belongs to is open.
+    pub fn has_stream_opens(&self, key: &FileKey) -> bool {
+        self.stream_entries.contains_key(&key.base())
+    }
+
+    /// Whether an open of the file itself with DELETE access may be made: every open of
+    /// its named streams must share delete (the open is checked against each stream as if
+    /// it opened the stream for DELETE, sharing everything).
+    pub fn streams_allow_delete(&self, key: &FileKey) -> bool {
+        if !self.has_stream_opens(key) {
+            return true;
+        }
+        let all = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+        self.files
+            .keys()
+            .filter(|k| k.is_stream() && k.base() == key.base())
+            .all(|k| self.check_share(k, DELETE, all))
+    }
+
+    /// After the last open of a named stream closed: the file's path, when the file was
+    /// delete-pending with its own opens all closed and this was its last open stream
+    /// (the caller deletes it).
+    pub fn take_orphan_delete(&mut self, key: &FileKey) -> Option<String> {
+        let base = key.base();
+        if self.stream_entries.contains_key(&base) {
+            return None;
+        }
+        match self.files.get(&base) {
+            Some(e) if e.opens.is_empty() && e.delete_pending => {
+                self.files.remove(&base).map(|e| e.path)
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves the entry of `old` (its opens, locks, state) to `new`, for a stream renamed
+    /// under its open. False, with nothing changed, if `new` has an entry (is open).
+    pub fn rekey(&mut self, old: &FileKey, new: FileKey) -> bool {
+        if self.files.contains_key(&new) {
+            return false;
+        }
+        let Some(e) = self.files.remove(old) else {
+            return false;
+        };
+        self.forget_stream(old);
+        if new.is_stream() {
+            *self.stream_entries.entry(new.base()).or_default() += 1;
+        }
+        self.files.insert(new, e);
+        true
     }
 
     pub fn set_delete_pending(&mut self, key: &FileKey, v: bool) {
@@ -435,7 +531,58 @@ mod tests {
             volatile: v,
         }
     }
-    const K: FileKey = FileKey { dev: 1, ino: 2 };
+    const K: FileKey = FileKey {
+        dev: 1,
+        ino: 2,
+        stream: 0,
+    };
+
+    #[test]
+    fn streams_of_a_file() {
+        let base = FileKey {
+            dev: 1,
+            ino: 7,
+            stream: 0,
+        };
+        let s1 = FileKey { stream: 11, ..base };
+        let s2 = FileKey { stream: 12, ..base };
+        let entry = |v, access, share| ShareEntry {
+            who: who(v),
+            access,
+            share,
+        };
+        let mut t = FileTable::default();
+        assert_eq!(s1.base(), base);
+        assert!(s1.is_stream() && !base.is_stream());
+        t.add_open(s1, 1, "f", entry(1, FILE_READ_DATA, FILE_SHARE_READ));
+        // A stream is its own file for share modes...
+        assert!(t.check_share(&base, FILE_WRITE_DATA, 0));
+        assert!(!t.check_share(&s1, FILE_WRITE_DATA, 7));
+        // ...but the file cannot be opened for DELETE unless its streams share delete.
+        assert!(t.has_stream_opens(&base));
+        assert!(!t.streams_allow_delete(&base));
+        t.add_open(s2, 1, "f", entry(2, FILE_READ_DATA, 7));
+        t.remove_open(&s1, who(1));
+        assert!(t.streams_allow_delete(&base));
+        // A delete-pending file whose last own open closes waits for its streams.
+        t.add_open(base, 1, "f", entry(3, DELETE, 7));
+        t.set_delete_pending(&base, true);
+        assert_eq!(t.remove_open(&base, who(3)), None);
+        assert!(t.is_delete_pending(&base));
+        assert_eq!(t.take_orphan_delete(&s2), None);
+        // A renamed stream's open moves to the new key, not onto an open one.
+        let s3 = FileKey { stream: 13, ..base };
+        t.add_open(s1, 1, "f", entry(4, FILE_READ_DATA, 7));
+        assert!(!t.rekey(&s2, s1));
+        assert!(t.rekey(&s2, s3));
+        assert_eq!(t.open_count(&s3), 1);
+        assert_eq!(t.remove_open(&s1, who(4)), Some(("f".into(), false)));
+        assert_eq!(t.take_orphan_delete(&s1), None, "s3 is still open");
+        assert_eq!(t.remove_open(&s3, who(2)), Some(("f".into(), false)));
+        assert!(!t.has_stream_opens(&base));
+        assert_eq!(t.take_orphan_delete(&s3), Some("f".into()));
+        assert!(!t.is_delete_pending(&base));
+    }
 
     #[test]
     fn share_modes() {
@@ -461,7 +608,11 @@ mod tests {
 
     #[test]
     fn rename_target_directory_share_check() {
-        let d = FileKey { dev: 1, ino: 9 };
+        let d = FileKey {
+            dev: 1,
+            ino: 9,
+            stream: 0,
+        };
         let open = |t: &mut FileTable, v, access, share| {
             t.add_open(
                 d,
@@ -503,7 +654,11 @@ mod tests {
         let root = Arc::new(ShareRoot::open(std::env::temp_dir().as_path()).unwrap());
         let other = Arc::new(ShareRoot::open(std::env::temp_dir().as_path()).unwrap());
         let mut t = FileTable::default();
-        let f = FileKey { dev: 1, ino: 3 };
+        let f = FileKey {
+            dev: 1,
+            ino: 3,
+            stream: 0,
+        };
         t.add_open(
             f,
             share_id(&root),

@@ -323,6 +323,11 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
             } else {
                 format!("\\{}", open.path.replace('/', "\\"))
             };
+            // A stream's open is named "file:stream" (not for the 8.3 name).
+            let name = match handle.stream_name() {
+                Some(st) if class != FILE_ALTERNATE_NAME_INFORMATION => format!("{name}:{st}"),
+                _ => name,
+            };
             let oi = OpenInfo {
                 name: &name,
                 access_mask: open.granted_access,
@@ -342,6 +347,8 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
                     &fb,
                     &mut data,
                 );
+            } else if class == FILE_STREAM_INFORMATION {
+                data = super::streams::stream_information(&handle)?;
             } else {
                 duet_fscc::encode_file_info(class, &fb, &oi, &mut data).map_err(fscc_status)?;
             }
@@ -355,13 +362,13 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
             let st = root.statvfs().map_err(|e| Fail::Status(fs_status(&e)))?;
             let bsize = st.block_size.max(512);
             // Case-sensitive search and preserved names, Unicode names, sparse files;
-            // EAs where the filesystem keeps them. No named streams.
+            // EAs and named streams where the filesystem keeps them (user xattrs).
             let mut fs_attributes = FILE_CASE_SENSITIVE_SEARCH
                 | FILE_CASE_PRESERVED_NAMES
                 | FILE_UNICODE_ON_DISK
                 | FILE_SUPPORTS_SPARSE_FILES;
             if root.xattrs_supported() {
-                fs_attributes |= FILE_SUPPORTS_EXTENDED_ATTRIBUTES;
+                fs_attributes |= FILE_SUPPORTS_EXTENDED_ATTRIBUTES | FILE_NAMED_STREAMS;
             }
             let fs = FsStats {
                 total_bytes: st.total_bytes,
@@ -518,7 +525,16 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
             if root_directory != 0 {
                 return Err(Fail::Status(status::INVALID_PARAMETER));
             }
+            if let Some(r) =
+                super::streams::rename(conn, vol, &handle, &file_name, replace_if_exists)
+            {
+                r?;
+                return Ok(Reply::ok(vec![2, 0]));
+            }
             let target = parse_path(&file_name).map_err(Fail::Status)?;
+            if let Some(reply) = super::oplock::rename_waits(conn, req, vol) {
+                return reply;
+            }
             super::rename::rename(conn, vol, &path, &target, replace_if_exists, is_dir)?;
         }
         SetFileInfo::Disposition { delete_pending } => {
@@ -541,6 +557,7 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
                 {
                     return Err(Fail::Status(status::DIRECTORY_NOT_EMPTY));
                 }
+                super::oplock::delete_pending(conn, vol);
             }
             if let Some(k) = key {
                 if let Ok(mut f) = conn.server.files.lock() {
@@ -555,6 +572,7 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
             if is_dir {
                 return Err(Fail::Status(status::INVALID_PARAMETER));
             }
+            super::oplock::contend(conn, vol);
             handle
                 .set_len(size)
                 .map_err(|e| Fail::Status(fs_status(&e)))?;
@@ -567,6 +585,7 @@ pub fn handle_set_info(conn: &mut Conn, req: &Req) -> HResult {
             if is_dir {
                 return Err(Fail::Status(status::INVALID_PARAMETER));
             }
+            super::oplock::contend(conn, vol);
             handle
                 .allocate(size)
                 .map_err(|e| Fail::Status(fs_status(&e)))?;
@@ -1137,7 +1156,7 @@ mod tests {
             query(&mut c, full, INFO_FILE, FILE_ALL_INFORMATION, 103, 0, &[]).0,
             status::INFO_LENGTH_MISMATCH
         );
-        // EAs advertised, named streams not.
+        // EAs and named streams advertised.
         let (_, attr) = query(
             &mut c,
             full,
@@ -1149,7 +1168,7 @@ mod tests {
         );
         let fs_attr = u32::from_le_bytes(attr[0..4].try_into().unwrap());
         assert_ne!(fs_attr & FILE_SUPPORTS_EXTENDED_ATTRIBUTES, 0);
-        assert_eq!(fs_attr & FILE_NAMED_STREAMS, 0);
+        assert_ne!(fs_attr & FILE_NAMED_STREAMS, 0);
         // FileNormalizedNameInformation is for 3.1.1 only.
         assert_eq!(
             query(

@@ -185,6 +185,9 @@ pub fn handle_lock(conn: &mut Conn, req: &Req) -> HResult {
         volatile: vol,
     };
     let unlocking = elems[0].flags & LOCKFLAG_UNLOCK != 0;
+    if !unlocking {
+        super::oplock::contend(conn, vol);
+    }
     let mut files = conn
         .server
         .files
@@ -198,6 +201,7 @@ pub fn handle_lock(conn: &mut Conn, req: &Req) -> HResult {
                 wake(&conn.server, key);
             }
             if st == status::SUCCESS {
+                super::durable::locks_changed(conn, vol);
                 Ok(lock_response())
             } else {
                 Err(Fail::Status(st))
@@ -205,7 +209,11 @@ pub fn handle_lock(conn: &mut Conn, req: &Req) -> HResult {
         }
         Outcome::Wait(lock) => {
             drop(files);
-            wait_for_range(conn, req, vol, key, lock, sequence)
+            let r = wait_for_range(conn, req, vol, key, lock, sequence);
+            if matches!(r, Ok(Reply::Body { .. })) {
+                super::durable::locks_changed(conn, vol);
+            }
+            r
         }
     }
 }
@@ -329,6 +337,7 @@ pub fn wake(server: &Server, key: FileKey) {
     let Ok(mut files) = server.files.lock() else {
         return;
     };
+    let mut granted = Vec::new();
     waiters.retain(|w| {
         if w.key != key {
             return true;
@@ -339,12 +348,19 @@ pub fn wake(server: &Server, key: FileKey) {
                     .lock_state_mut(&key, w.lock.who)
                     .record(s.index, s.number);
             }
-            w.target.complete(status::SUCCESS, &[4, 0, 0, 0]);
+            granted.push((w.lock.who, w.target.clone()));
             false
         } else {
             true
         }
     });
+    drop(files);
+    drop(waiters);
+    // A durable open's record must have its new lock before the client hears of it.
+    for (who, target) in granted {
+        super::durable::lock_granted(server, key, who, &target.outbox);
+        target.complete(status::SUCCESS, &[4, 0, 0, 0]);
+    }
 }
 
 /// CANCEL of a waiting lock.
@@ -424,7 +440,11 @@ fn resiliency_timeout(input: &[u8]) -> Result<u32, u32> {
 mod tests {
     use super::*;
 
-    const K: FileKey = FileKey { dev: 1, ino: 2 };
+    const K: FileKey = FileKey {
+        dev: 1,
+        ino: 2,
+        stream: 0,
+    };
     const SH: u32 = LOCKFLAG_SHARED;
     const EX: u32 = LOCKFLAG_EXCLUSIVE;
     const UN: u32 = LOCKFLAG_UNLOCK;

@@ -8,6 +8,7 @@
 pub mod acl;
 pub mod create;
 pub mod dir;
+pub mod durable;
 pub mod files;
 pub mod info;
 pub mod io;
@@ -16,8 +17,10 @@ pub mod lock;
 pub mod names;
 pub mod negotiate;
 pub mod notify;
+pub mod oplock;
 pub mod rename;
 pub mod session;
+pub mod streams;
 #[cfg(test)]
 mod testkit;
 pub mod tree;
@@ -83,6 +86,8 @@ pub struct Server {
     pub roots: Mutex<HashMap<std::path::PathBuf, Arc<duet_hal::fs::ShareRoot>>>,
     /// Every valid session by SessionId (MS-SMB2 GlobalSessionTable).
     pub sessions: Mutex<session::Registry>,
+    /// Durable handles, connected and disconnected (MS-SMB2 GlobalOpenTable's durable part).
+    pub durable: durable::Durable,
     /// Each live connection's mailbox, by connection id.
     mailboxes: Mutex<HashMap<u64, Arc<Mailbox>>>,
     next_id: AtomicU64,
@@ -105,6 +110,7 @@ impl Server {
             resume_keys: Mutex::new(Default::default()),
             roots: Mutex::new(HashMap::new()),
             sessions: Mutex::new(session::Registry::default()),
+            durable: durable::Durable::default(),
             mailboxes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
@@ -113,6 +119,12 @@ impl Server {
     /// A server-unique id (session ids, persistent file ids, async ids, connection ids).
     pub fn new_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Ids handed out from now on are above `id` (ids recorded by an earlier run).
+    pub fn reserve_ids_above(&self, id: u64) {
+        self.next_id
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
     }
 
     /// Hands `ev` to connection `conn_id` and wakes it. False if that connection is gone.
@@ -135,6 +147,10 @@ impl Server {
 pub enum ConnEvent {
     /// Log the session off (its opens close): a reconnect elsewhere replaced it.
     Logoff { session_id: u64 },
+    /// Oplock and lease work: a request waiting for a break runs again (`oplock.rs`).
+    Oplock(oplock::Event),
+    /// Durable-handle work: close an open an application instance replaced (`durable.rs`).
+    Durable(durable::Event),
 }
 
 /// One connection's queue of [`ConnEvent`]s.
@@ -162,19 +178,84 @@ impl Mailbox {
 
 /// Where a connection's responses go; the I/O shell drains it onto the socket. Async
 /// completions from other connections' actions use a clone.
+///
+/// A message may have to wait for state-store commits (a durable handle's record must be
+/// on disk before the response that grants it leaves): [`Outbox::hold`] registers a commit
+/// every later message waits for. The channel then carries an empty message, a marker the
+/// writer answers with [`Outbox::wait_marker`] before it writes what follows, so the core
+/// never blocks and the order of messages is kept.
 #[derive(Clone)]
 pub struct Outbox {
     tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    holds: Arc<Mutex<Holds>>,
+}
+
+/// Commits that messages of one connection wait for (see [`Outbox`]).
+#[derive(Default)]
+struct Holds {
+    /// Registered since the last message: the next one waits for them.
+    pending: Vec<duet_state::Ticket>,
+    /// One entry per marker in the channel, oldest first.
+    queued: std::collections::VecDeque<Vec<duet_state::Ticket>>,
 }
 
 impl Outbox {
     pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) -> Self {
-        Outbox { tx }
+        Outbox {
+            tx,
+            holds: Arc::default(),
+        }
     }
     /// Queues one transport message (without the 4-byte framing). False if the
     /// connection is gone.
     pub fn send(&self, msg: Vec<u8>) -> bool {
+        let Ok(mut h) = self.holds.lock() else {
+            return false;
+        };
+        if !h.pending.is_empty() {
+            let tickets = std::mem::take(&mut h.pending);
+            h.queued.push_back(tickets);
+            if self.tx.send(Vec::new()).is_err() {
+                return false;
+            }
+        }
         self.tx.send(msg).is_ok()
+    }
+    /// Every message sent from now on waits until `ticket`'s commit is durable.
+    pub fn hold(&self, ticket: duet_state::Ticket) {
+        if let Ok(mut h) = self.holds.lock() {
+            h.pending.push(ticket);
+        }
+    }
+    /// What the writer answers markers with (it holds no sender, so the channel still
+    /// ends when the connection does).
+    pub fn markers(&self) -> Markers {
+        Markers(self.holds.clone())
+    }
+    /// See [`Markers::wait`].
+    pub fn wait_marker(&self) -> Result<(), duet_state::StoreError> {
+        self.markers().wait()
+    }
+}
+
+/// The writer's side of an [`Outbox`]'s holds.
+pub struct Markers(Arc<Mutex<Holds>>);
+
+impl Markers {
+    /// The writer met an empty message (a marker): blocks until the commits it stands for
+    /// are durable. An error means a commit failed; the connection must end without
+    /// sending what follows.
+    pub fn wait(&self) -> Result<(), duet_state::StoreError> {
+        let tickets = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut h| h.queued.pop_front())
+            .unwrap_or_default();
+        for t in tickets {
+            t.wait()?;
+        }
+        Ok(())
     }
 }
 
@@ -357,6 +438,9 @@ impl FileId {
 pub enum Reply {
     /// A response body (from StructureSize on) with its status.
     Body { status: u32, body: Vec<u8> },
+    /// The same, with HEADER_LEN bytes of headroom before the body so a large response
+    /// (READ) is framed in place instead of copied behind a header.
+    Framed { status: u32, msg: Vec<u8> },
     /// The operation went async: an interim STATUS_PENDING was (to be) sent with this
     /// AsyncId, the final response follows through the outbox.
     Pending { async_id: u64 },
@@ -440,6 +524,8 @@ pub struct Pending {
 pub enum PendingKind {
     Notify { volatile: u64 },
     Lock { volatile: u64 },
+    /// A CREATE or rename waiting for an oplock or lease break (`oplock.rs`).
+    BreakWait,
 }
 
 /// How the shell should go on after a frame.
@@ -492,6 +578,8 @@ impl Conn {
                     tracing::info!(peer = %self.peer, session = session_id, "session logged off by a reconnect");
                     self.logoff(session_id);
                 }
+                ConnEvent::Oplock(ev) => oplock::handle_event(self, ev),
+                ConnEvent::Durable(ev) => durable::handle_event(self, ev),
             }
         }
         Flow::Continue
@@ -628,7 +716,7 @@ impl Conn {
                         session_id,
                         tree_id,
                         status::INTERNAL_ERROR,
-                        &error_body(0),
+                        Payload::Slice(&error_body(0)),
                         None,
                     );
                 }
@@ -642,8 +730,21 @@ impl Conn {
                         session_id,
                         tree_id,
                         status::PENDING,
-                        &body,
+                        Payload::Slice(&body),
                         Some(async_id),
+                    );
+                }
+                Ok(Reply::Framed { status: st, msg }) => {
+                    reply_status = st;
+                    self.append_response(
+                        &mut out,
+                        &mut last_start,
+                        &hdr,
+                        session_id,
+                        tree_id,
+                        st,
+                        Payload::Headroom(msg),
+                        None,
                     );
                 }
                 Ok(Reply::Body { status: st, body }) => {
@@ -666,7 +767,7 @@ impl Conn {
                         sid,
                         tree_id,
                         st,
-                        &body,
+                        Payload::Slice(&body),
                         None,
                     );
                     if command == Some(Command::TreeConnect) && st == status::SUCCESS {
@@ -690,7 +791,7 @@ impl Conn {
                         session_id,
                         tree_id,
                         st,
-                        &body,
+                        Payload::Slice(&body),
                         None,
                     );
                 }
@@ -704,7 +805,7 @@ impl Conn {
                         session_id,
                         tree_id,
                         st,
-                        &body,
+                        Payload::Slice(&body),
                         None,
                     );
                 }
@@ -750,6 +851,17 @@ impl Conn {
                 break;
             }
         }
+        // Every response of a compound is 8-byte aligned, the last one included (as Windows
+        // and Samba send them: smbtorture smb2.compound.compound-padding).
+        if let Some(last) = last_start.filter(|&s| s > 0 && !out.len().is_multiple_of(8)) {
+            out.pad_to(8);
+            let sid = u64::from_le_bytes(
+                out[last + field::SESSION_ID.start..last + field::SESSION_ID.end]
+                    .try_into()
+                    .unwrap_or([0; 8]),
+            );
+            self.resign(&mut out, last, sid);
+        }
         if !out.is_empty() && !self.send_response(out) {
             return Flow::Close;
         }
@@ -791,7 +903,12 @@ impl Conn {
                     ChangeNotify => notify::handle_change_notify(self, req),
                     QueryInfo => info::handle_query_info(self, req),
                     SetInfo => info::handle_set_info(self, req),
-                    OplockBreak => Err(Fail::Status(status::INVALID_OPLOCK_PROTOCOL)),
+                    OplockBreak => {
+                        let r = oplock::handle_break(self, req);
+                        // A durable open's record follows its lease or oplock.
+                        durable::caching_changed(self);
+                        r
+                    }
                     Negotiate | SessionSetup | Echo | Cancel => unreachable_status(),
                 }
             }
@@ -860,7 +977,7 @@ impl Conn {
         session_id: u64,
         tree_id: u32,
         st: u32,
-        body: &[u8],
+        body: Payload,
         async_id: Option<u64>,
     ) {
         if let Some(prev) = *last_start {
@@ -902,8 +1019,20 @@ impl Conn {
             h.set_flags(fl);
             h.set_session_id(session_id);
         }
-        out.extend_from_slice(&hdr);
-        out.extend_from_slice(body);
+        match body {
+            Payload::Headroom(mut msg) if out.is_empty() && msg.len() >= HEADER_LEN => {
+                msg[..HEADER_LEN].copy_from_slice(&hdr);
+                *out = msg;
+            }
+            Payload::Headroom(msg) => {
+                out.extend_from_slice(&hdr);
+                out.extend_from_slice(msg.get(HEADER_LEN..).unwrap_or_default());
+            }
+            Payload::Slice(body) => {
+                out.extend_from_slice(&hdr);
+                out.extend_from_slice(body);
+            }
+        }
         *last_start = Some(start);
         self.resign(out, start, session_id);
     }
@@ -991,6 +1120,7 @@ impl Conn {
                     PendingKind::Lock { .. } => {
                         lock::cancel(self, aid, status::CANCELLED);
                     }
+                    PendingKind::BreakWait => oplock::cancel(self, aid, status::CANCELLED),
                 }
             }
         }
@@ -1000,6 +1130,7 @@ impl Conn {
     fn abandon_pending(&mut self, async_id: u64) {
         self.pending.remove(&async_id);
         notify::forget(self, async_id);
+        oplock::forget(self, async_id);
         let conn_id = self.id;
         if let Ok(mut w) = self.server.lock_waiters.lock() {
             w.retain(|w| !(w.target.conn_id == conn_id && w.target.async_id == async_id));
@@ -1028,6 +1159,13 @@ impl Conn {
             encryption,
         }
     }
+}
+
+/// A response body as a handler produced it.
+pub enum Payload<'a> {
+    Slice(&'a [u8]),
+    /// HEADER_LEN bytes of headroom, then the body.
+    Headroom(Vec<u8>),
 }
 
 /// Everything needed to send the final response of an async operation, from any thread.
@@ -1145,7 +1283,8 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    /// Ends a session: its opens close and its trees go.
+    /// Ends a session: its opens close (durable ones are kept, disconnected, for their
+    /// timeout: MS-SMB2 3.3.5.6) and its trees go.
     pub fn logoff(&mut self, session_id: u64) {
         let vols: Vec<u64> = self
             .opens
@@ -1154,7 +1293,9 @@ impl Conn {
             .map(|(v, _)| *v)
             .collect();
         for v in vols {
-            create::close_open(self, v);
+            if !durable::disconnect(self, v) {
+                create::close_open(self, v);
+            }
         }
         self.sessions.remove(&session_id);
         if let Ok(mut reg) = self.server.sessions.lock() {
@@ -1163,11 +1304,15 @@ impl Conn {
     }
 
     /// Releases everything the connection held: opens (share modes, locks, delete on
-    /// close), pending operations and change-notify registrations.
+    /// close; durable opens are kept, disconnected: MS-SMB2 3.3.7.1), pending operations
+    /// and change-notify registrations.
     pub fn teardown(&mut self) {
+        oplock::conn_gone(self);
         let vols: Vec<u64> = self.opens.keys().copied().collect();
         for v in vols {
-            create::close_open(self, v);
+            if !durable::disconnect(self, v) {
+                create::close_open(self, v);
+            }
         }
         let conn_id = self.id;
         if let Ok(mut n) = self.server.notify.lock() {

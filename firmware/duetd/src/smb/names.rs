@@ -184,6 +184,7 @@ fn lookup(
     let key = FileKey {
         dev: meta.dev,
         ino: meta.ino,
+        stream: 0,
     };
     let version = Version::of(&meta);
     let seen = Some(DirSeen { key, version });
@@ -302,6 +303,7 @@ pub fn note_created(cache: &Mutex<NameCache>, root: &ShareRoot, path: &str, seen
             if FileKey {
                 dev: m.dev,
                 ino: m.ino,
+                stream: 0,
             } == seen.key
                 && l.version == seen.version =>
         {
@@ -321,6 +323,7 @@ pub fn forget(cache: &Mutex<NameCache>, root: &ShareRoot, dir: &str) {
             c.remove(&FileKey {
                 dev: m.dev,
                 ino: m.ino,
+                stream: 0,
             });
         }
     }
@@ -433,16 +436,32 @@ mod tests {
         for i in 0..(MAX_DIRS as u64 + 10) {
             let mut names = HashMap::new();
             names.insert("A".to_string(), "a".to_string());
-            c.insert(FileKey { dev: 1, ino: i }, v, names);
+            c.insert(
+                FileKey {
+                    dev: 1,
+                    ino: i,
+                    stream: 0,
+                },
+                v,
+                names,
+            );
         }
         assert_eq!(c.dirs.len(), MAX_DIRS);
         assert_eq!(c.names, MAX_DIRS);
         // The oldest went first.
-        assert!(!c.dirs.contains_key(&FileKey { dev: 1, ino: 0 }));
+        assert!(!c.dirs.contains_key(&FileKey {
+            dev: 1,
+            ino: 0,
+            stream: 0
+        }));
         // A stale version is a miss and drops the entry.
         assert_eq!(
             c.get(
-                &FileKey { dev: 1, ino: 20 },
+                &FileKey {
+                    dev: 1,
+                    ino: 20,
+                    stream: 0
+                },
                 Version {
                     write_time: 2,
                     change_time: 1
@@ -453,7 +472,15 @@ mod tests {
         );
         assert_eq!(c.dirs.len(), MAX_DIRS - 1);
         assert_eq!(
-            c.get(&FileKey { dev: 1, ino: 21 }, v, "A"),
+            c.get(
+                &FileKey {
+                    dev: 1,
+                    ino: 21,
+                    stream: 0
+                },
+                v,
+                "A"
+            ),
             Some(Some("a".to_string()))
         );
     }

@@ -128,7 +128,7 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         _ => Some(SigningAlgorithm::HmacSha256),
     };
 
-    let mut server_caps = if dialect >= DIALECT_210 { CAP_LARGE_MTU } else { 0 };
+    let mut server_caps = if dialect >= DIALECT_210 { CAP_LARGE_MTU | CAP_LEASING } else { 0 };
     let cipher = match dialect {
         DIALECT_311 => cipher_ctx.flatten(),
         DIALECT_300 | DIALECT_302 if capabilities & CAP_ENCRYPTION != 0 => {

@@ -43,6 +43,7 @@ pub fn rename(
         .clone()
         .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
     let key = open.key;
+    super::streams::check_file_rename(conn, key)?;
     // Another connection may have renamed the file (or a directory above it) since this
     // open was made: the file table has its current path.
     let from = key
@@ -73,6 +74,7 @@ pub fn rename(
     let dir_key = FileKey {
         dev: dir_meta.dev,
         ino: dir_meta.ino,
+        stream: 0,
     };
     if !conn
         .server
@@ -100,6 +102,7 @@ pub fn rename(
                 let tkey = FileKey {
                     dev: m.dev,
                     ino: m.ino,
+                    stream: 0,
                 };
                 if conn
                     .server

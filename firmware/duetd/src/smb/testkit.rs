@@ -142,9 +142,43 @@ impl Client {
         self.mid += 1;
         msg.extend_from_slice(body);
         self.conn.handle_frame(&msg);
-        let resp = self.rx.try_recv().expect("a response");
+        let resp = self.next_message().expect("a response");
         let st = u32::from_le_bytes(resp[8..12].try_into().expect("status"));
         (st, resp[HEADER_LEN..].to_vec())
+    }
+
+    /// The next message the connection sent, after the state-store commits it waited for
+    /// (durable handles) are done.
+    pub fn next_message(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let m = self.rx.try_recv().ok()?;
+            if !m.is_empty() {
+                return Some(m);
+            }
+            self.conn.outbox.wait_marker().expect("commit");
+        }
+    }
+
+    /// Sends a frame as built (a compound chain, say); returns what the server sent back.
+    pub fn frame(&mut self, frame: &[u8]) -> Vec<u8> {
+        self.conn.handle_frame(frame);
+        self.rx.try_recv().expect("a response")
+    }
+
+    /// A request header (no body) for `cmd` with the next message id, on the kit's session
+    /// and tree.
+    pub fn header(&mut self, cmd: Command) -> Vec<u8> {
+        let mut msg = vec![0u8; HEADER_LEN];
+        msg[0..4].copy_from_slice(&[0xFE, b'S', b'M', b'B']);
+        msg[4..6].copy_from_slice(&64u16.to_le_bytes());
+        msg[6..8].copy_from_slice(&1u16.to_le_bytes());
+        msg[12..14].copy_from_slice(&(cmd as u16).to_le_bytes());
+        msg[14..16].copy_from_slice(&64u16.to_le_bytes());
+        msg[24..32].copy_from_slice(&self.mid.to_le_bytes());
+        msg[36..40].copy_from_slice(&TREE_ID.to_le_bytes());
+        msg[40..48].copy_from_slice(&SESSION_ID.to_le_bytes());
+        self.mid += 1;
+        msg
     }
 
     pub fn create(&mut self, a: &CreateArgs) -> Result<Created, u32> {

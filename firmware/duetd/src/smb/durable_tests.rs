@@ -1,0 +1,1 @@
+//! Unit tests of durable handles, driven through the protocol core (`testkit`).
