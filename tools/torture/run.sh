@@ -30,6 +30,8 @@ printf '%s\n' "$PASS" | "$DUETCTL" --state "$WORK/state" user add torture >/dev/
 # required smbtorture's own client refuses the unsigned USER_SESSION_DELETED answers some
 # tests expect; the smbclient integration tests cover signing-required.
 "$DUETCTL" --state "$WORK/state" set smb.signing_required false >/dev/null
+# Samba's test-only controls, as the reference smbd has them (smbd:FSCTL_SMBTORTURE = yes).
+"$DUETCTL" --state "$WORK/state" set smb.torture_fsctls true >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RUST_LOG=${RUST_LOG:-warn} "$DUETD" run --board board-configs/lab.toml --state "$WORK/state" \
     --listen "127.0.0.1:$PORT" 2>"$WORK/duetd.log" &

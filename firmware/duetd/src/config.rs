@@ -185,6 +185,7 @@ impl BoardConfig {
             max_pending_per_conn: self.limits.max_pending_per_connection,
             max_failed_logons: self.limits.max_failed_logons,
             failed_logon_window_secs: self.limits.failed_logon_window_secs,
+            torture_fsctls: false,
         }
     }
 }

@@ -158,8 +158,14 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
         Ok(None) => {}
         Err(e) => return Err(Exit::Fail(e.to_string())),
     }
+    match store.setting("smb.torture_fsctls") {
+        Ok(Some(v)) => server_cfg.torture_fsctls = matches!(v.as_str(), "true" | "yes" | "1"),
+        Ok(None) => {}
+        Err(e) => return Err(Exit::Fail(e.to_string())),
+    }
     tracing::info!(
         signing_required = server_cfg.signing_required,
+        torture_fsctls = server_cfg.torture_fsctls,
         "SMB settings"
     );
     let v1_timeout = match store.setting("smb.durable_v1_timeout_secs") {

@@ -150,21 +150,22 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
     const H: usize = crate::wire::HEADER_LEN;
     let mut msg = Vec::with_capacity(H + 16 + len);
     msg.resize(H, 0);
+    let pad = conn.read_body_padding;
     msg.put_u16(17);
-    msg.put_u8(80); // DataOffset: header (64) + 16
+    msg.put_u8((80 + pad) as u8); // DataOffset: header (64) + 16 (+ test padding)
     msg.put_u8(0);
     msg.put_u32(0);
     msg.put_u32(0);
     msg.put_u32(0);
-    msg.resize(H + 16 + len, 0);
+    msg.resize(H + 16 + pad + len, 0);
     let n = if len == 0 {
         0
     } else {
         handle
-            .read_at(&mut msg[H + 16..], offset)
+            .read_at(&mut msg[H + 16 + pad..], offset)
             .map_err(|e| Fail::Status(fs_status(&e)))?
     };
-    msg.truncate(H + 16 + n);
+    msg.truncate(H + 16 + pad + n);
     if (n == 0 && len > 0) || n < min_count {
         return Err(Fail::Status(status::END_OF_FILE));
     }

@@ -46,6 +46,9 @@ pub const FSCTL_FILESYSTEM_GET_STATISTICS: u32 = 0x0009_0060;
 /// same handle does not overtake it. A connection's requests run here one after the other,
 /// so answering at once (success, no output) is the whole behaviour.
 pub const FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP: u32 = 0x8384_8043;
+/// Samba's test-suite control: pad every later READ response on this connection with 8
+/// zero bytes before the data (checks clients honour DataOffset).
+pub const FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8: u32 = 0x8384_8023;
 
 const SMB2_0_IOCTL_IS_FSCTL: u32 = 0x0000_0001;
 
@@ -142,6 +145,13 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
         FSCTL_QUERY_NETWORK_INTERFACE_INFO => {
             return network_interface_info(conn, fid, input, max_out)
         }
+        FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8 => {
+            if !conn.server.cfg.torture_fsctls {
+                return Err(Fail::Status(status::NOT_SUPPORTED));
+            }
+            conn.read_body_padding = 8;
+            return Ok(Reply::ok(ioctl_body(ctl, fid, None, &[])));
+        }
         _ => {}
     }
     let vol = lookup_fid(conn, req, fid)?;
@@ -196,7 +206,9 @@ pub fn handle_ioctl(conn: &mut Conn, req: &Req) -> HResult {
             super::lock::request_resiliency(conn, vol, input)
                 .map(|()| Reply::ok(ioctl_body(ctl, resolved, None, &[])))
         }
-        FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP => Ok(Reply::ok(ioctl_body(ctl, resolved, None, &[]))),
+        FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP if conn.server.cfg.torture_fsctls => {
+            Ok(Reply::ok(ioctl_body(ctl, resolved, None, &[])))
+        }
         FSCTL_SRV_ENUMERATE_SNAPSHOTS => {
             if max_out < 16 {
                 return Err(Fail::Status(status::INVALID_PARAMETER));
@@ -1474,9 +1486,26 @@ mod tests {
 
     #[test]
     fn smbtorture_async_sleep_answers_on_an_open_handle() {
+        // Off by default: a production server does not answer test controls.
         let kit = Kit::new();
         let mut c = kit.client();
         let f = open(&mut c, "f", FILE_ALL_ACCESS);
+        assert_eq!(
+            ioctl(&mut c, f, FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP, &[200], 0).0,
+            status::NOT_SUPPORTED
+        );
+        assert_eq!(
+            ioctl(&mut c, ALL_ONES, FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8, &[], 1).0,
+            status::NOT_SUPPORTED
+        );
+        let kit = Kit::with_config(|c| c.torture_fsctls = true);
+        let mut c = kit.client();
+        let f = open(&mut c, "f", FILE_ALL_ACCESS);
+        assert_eq!(
+            ioctl(&mut c, ALL_ONES, FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8, &[], 1),
+            (status::SUCCESS, vec![])
+        );
+        assert_eq!(c.conn.read_body_padding, 8);
         assert_eq!(
             ioctl(&mut c, f, FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP, &[200], 0),
             (status::SUCCESS, vec![])

@@ -63,13 +63,19 @@ pub struct Created {
 
 impl Kit {
     pub fn new() -> Kit {
+        Kit::with_config(|_| {})
+    }
+
+    /// A kit whose server configuration `tune` adjusts first.
+    pub fn with_config(tune: impl FnOnce(&mut ServerConfig)) -> Kit {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(duet_state::Store::open(state.path()).expect("store"));
-        let cfg = ServerConfig {
+        let mut cfg = ServerConfig {
             signing_required: false,
             ..Default::default()
         };
+        tune(&mut cfg);
         let server = Server::new(cfg, store);
         let root = Arc::new(ShareRoot::open(dir.path()).expect("share root"));
         Kit {
