@@ -458,17 +458,6 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Millis) {
         let now = self.clock(now);
         self.evaluate(now);
-        if let Duty::Lead(l) = &mut self.duty {
-            if let Some(out) = &mut l.out {
-                if out.on_timeout(now, self.cfg.retransmit_after) {
-                    self.stats.retransmissions += 1;
-                }
-            }
-        }
-        if now >= self.next_heartbeat {
-            self.queue_status(now);
-            self.next_heartbeat = now + self.cfg.heartbeat_interval;
-        }
         self.flush(now);
     }
 
@@ -1602,6 +1591,7 @@ impl Node {
     }
 
     fn queue_status(&mut self, now: Millis) {
+        self.next_heartbeat = now + self.cfg.heartbeat_interval;
         let status = self.build_status(now);
         for path in Path::ALL {
             let t = self.seal(now, path, Message::Status(Box::new(status.clone())));
@@ -1613,8 +1603,16 @@ impl Node {
     /// Sends what changed: the status when any decision-relevant field changed (at once,
     /// not at the next heartbeat), and the follower's acknowledgement.
     fn flush(&mut self, now: Millis) {
+        // Timers are checked at every entry point, so none is ever left behind `last_eval`.
+        if let Duty::Lead(l) = &mut self.duty {
+            if let Some(out) = &mut l.out {
+                if out.on_timeout(now, self.cfg.retransmit_after) {
+                    self.stats.retransmissions += 1;
+                }
+            }
+        }
         let key = status_key(self.build_status(now));
-        if self.last_status_key.as_ref() != Some(&key) {
+        if now >= self.next_heartbeat || self.last_status_key.as_ref() != Some(&key) {
             self.queue_status(now);
         }
         if self.send_ack {

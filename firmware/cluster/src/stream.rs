@@ -421,6 +421,14 @@ mod tests {
         let mut got = Vec::new();
         while let Some((off, data)) = out.next_segment(now, 100, 10_000, 50) {
             inn.on_segment(off, &data, local, 1 << 20, &mut got).unwrap();
+            let ack = Ack {
+                leader_inc: 7,
+                stream: inn.id,
+                recv_off: inn.recv_off,
+                applied: 0,
+                established: false,
+            };
+            out.on_ack(now, &ack, 50);
         }
         got
     }

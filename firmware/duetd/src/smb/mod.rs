@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// before further attempts are refused with STATUS_ACCOUNT_LOCKED_OUT.
     pub max_failed_logons: u32,
     pub failed_logon_window_secs: u64,
+    /// Answer Samba's test-suite controls (FSCTL_SMBTORTURE_*), as smbd does with
+    /// `smbd:FSCTL_SMBTORTURE = yes`. Off in production; the smbtorture runner turns it on.
+    pub torture_fsctls: bool,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             max_pending_per_conn: 512,
             max_failed_logons: 10,
             failed_logon_window_secs: 60,
+            torture_fsctls: false,
         }
     }
 }
@@ -496,6 +500,9 @@ pub struct Conn {
     pub deferred_logoff: Option<u64>,
     /// The gate of async operations started by the frame being handled.
     pub frame_gate: Option<Arc<Mutex<Gate>>>,
+    /// Zero bytes between a READ response's fixed part and its data
+    /// (FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8): tests clients' parsers.
+    pub read_body_padding: usize,
     /// Signs the next response instead of its session's signer, whatever its status: a
     /// SESSION_SETUP answered for a session of another connection (binding refusals).
     pub response_signer: Option<Arc<Signer>>,
@@ -558,6 +565,7 @@ impl Conn {
             preauth_pending: None,
             deferred_logoff: None,
             frame_gate: None,
+            read_body_padding: 0,
             response_signer: None,
             last_response_signer: None,
             encrypted: None,
