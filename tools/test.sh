@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # duet's one test command: installs what the tests need (Debian packages, Rust components),
-# then runs every test: unit, property and integration tests (cargo), and smbtorture
-# against the real duetd, compared with tools/torture/expected.txt.
+# then runs every test: unit, property and integration tests (cargo; among them the
+# durable-handle acceptance test, tests/durable_restart.rs, which kills duetd with SIGKILL
+# and drives it with Python smbprotocol), and smbtorture against the real duetd, compared
+# with tools/torture/expected.txt.
 # Usage: tools/test.sh [--no-install] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,9 @@ done
 
 if [ "$INSTALL" = 1 ]; then
     need=()
-    for p in smbclient samba-testsuite; do
+    # python3-venv: the durable-handle acceptance test (firmware/duetd/tests/durable_restart.py)
+    # installs Python smbprotocol from PyPI into a venv under target/.
+    for p in smbclient samba-testsuite python3-venv; do
         dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -170,9 +170,7 @@ impl Config {
         if !(512..=65_000).contains(&self.max_frame_len) {
             return bad("max_frame_len must be between 512 and 65000");
         }
-        if self.max_in_flight < self.max_frame_len
-            || self.max_stream_buffer < self.max_in_flight
-        {
+        if self.max_in_flight < self.max_frame_len || self.max_stream_buffer < self.max_in_flight {
             return bad("max_stream_buffer >= max_in_flight >= max_frame_len");
         }
         if self.max_change_len == 0 || self.max_change_len > 64 * 1024 * 1024 {

@@ -138,6 +138,22 @@ pub enum ReleaseReason {
     Switchover,
 }
 
+/// Why a node took over the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TakeoverReason {
+    /// Rule T1: a synchronous passive node whose partner fell silent on every path, with
+    /// the tie-breaker reachable throughout.
+    PartnerSilent,
+    /// Rule T2: the node that last served alone (or founded the pair) resumes.
+    ResumeAlone,
+    /// Rule T3: neither node served; the better-placed one claimed and the other granted.
+    Claimed,
+    /// Planned switchover: the partner handed its drained service over.
+    Handover,
+    /// An operator forced it ([`Node::force_takeover`]).
+    Forced,
+}
+
 /// Something the shell must act on, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -147,7 +163,11 @@ pub enum Event {
     MirrorChanged(MirrorState),
     /// This node now serves `epoch`: first finish committing every `ApplyChanges` and
     /// `InstallSnapshot` already received, then run the effects in order, then serve.
-    Takeover { epoch: u64, effects: Vec<Effect> },
+    Takeover {
+        epoch: u64,
+        reason: TakeoverReason,
+        effects: Vec<Effect>,
+    },
     /// Stop serving: run the effects in order; refuse new client work.
     Release {
         reason: ReleaseReason,
@@ -158,7 +178,10 @@ pub enum Event {
     /// Leader: call [`Node::snapshot_ready`] with a snapshot of the store taken now.
     SnapshotRequested,
     /// Follower: replace the store with this snapshot, then call [`Node::applied`].
-    InstallSnapshot { seq: u64, data: Vec<u8> },
+    InstallSnapshot {
+        seq: u64,
+        data: Vec<u8>,
+    },
     /// Follower: commit these changes in order, then call [`Node::applied`].
     ApplyChanges(Vec<Change>),
     Warning(Warning),
@@ -251,7 +274,7 @@ pub struct Report {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     Sync,
-    Suspended { id: u64 },
+    Suspended { id: u64, since: Millis },
     Alone,
 }
 
@@ -290,6 +313,8 @@ struct Follow {
     leader: Option<(u64, u64)>,
     stream: Option<InStream>,
     in_sync: bool,
+    /// When the leader last confirmed, in a status, that this node is synchronous.
+    in_sync_as_of: Millis,
     claim: Option<u64>,
     grant: Option<(u64, u64)>,
     resync: Option<(u64, u64)>,
@@ -304,6 +329,7 @@ impl Follow {
             leader: None,
             stream: None,
             in_sync: false,
+            in_sync_as_of: 0,
             claim: None,
             grant: None,
             resync: None,
@@ -324,6 +350,8 @@ struct Partner {
     window: ReplayWindow,
     status: Option<Box<Status>>,
     status_seq: u64,
+    /// When the newest status arrived.
+    status_at: Millis,
     last_rx: [Option<Millis>; 2],
     /// Per path: the partner's (incarnation, sent_at) to echo back.
     echo: [Option<(u64, Millis)>; 2],
@@ -340,6 +368,8 @@ struct Tiebreaker {
     last: Option<(Millis, bool)>,
     /// Start of the current run of fresh "reachable" reports.
     ok_since: Option<Millis>,
+    /// When the tie-breaker was last seen reachable (a fresh "true" report).
+    last_ok: Option<Millis>,
 }
 
 enum LeadAction {
@@ -400,7 +430,9 @@ impl Node {
     ) -> Result<Node, ClusterError> {
         cfg.validate()?;
         if incarnation == 0 {
-            return Err(ClusterError::InvalidConfig("incarnation must be at least 1"));
+            return Err(ClusterError::InvalidConfig(
+                "incarnation must be at least 1",
+            ));
         }
         let codec = Codec::new(&cfg.key, cfg.cluster_id, cfg.node, incarnation);
         let mut node = Node {
@@ -416,6 +448,7 @@ impl Node {
                 window: ReplayWindow::new(),
                 status: None,
                 status_seq: 0,
+                status_at: 0,
                 last_rx: [None; 2],
                 echo: [None; 2],
             },
@@ -475,6 +508,9 @@ impl Node {
             self.tb.ok_since = None;
         }
         self.tb.last = Some((now, reachable));
+        if reachable {
+            self.tb.last_ok = Some(now);
+        }
         self.evaluate(now);
         self.flush(now);
     }
@@ -490,11 +526,9 @@ impl Node {
         data: Vec<u8>,
     ) -> Result<(), ClusterError> {
         let now = self.clock(now);
-        if seq != self.local_seq + 1 {
-            return Err(ClusterError::OutOfOrder {
-                expected: self.local_seq + 1,
-                got: seq,
-            });
+        let expected = self.local_seq.saturating_add(1);
+        if seq != expected || seq == self.local_seq {
+            return Err(ClusterError::OutOfOrder { expected, got: seq });
         }
         self.local_seq = seq;
         if data.len() > self.cfg.max_change_len {
@@ -507,7 +541,7 @@ impl Node {
         let Duty::Lead(l) = &mut self.duty else {
             return Err(ClusterError::NotServing);
         };
-        if l.release.is_some() || l.last_fed + 1 != seq {
+        if l.release.is_some() || l.last_fed.saturating_add(1) != seq {
             return Err(ClusterError::NotServing);
         }
         l.last_fed = seq;
@@ -617,6 +651,24 @@ impl Node {
         r
     }
 
+    /// Operator override (`duetctl takeover --force`) for the cases the rules leave without
+    /// service (see "Limits" in the crate docs): serve now with this node's store. The
+    /// operator asserts the partner is down and will not serve; changes the partner
+    /// acknowledged alone and this node lacks are lost.
+    pub fn force_takeover(&mut self, now: Millis) -> Result<(), ClusterError> {
+        let now = self.clock(now);
+        self.evaluate(now);
+        if !matches!(self.duty, Duty::Follow(_)) {
+            return Err(ClusterError::PartnerNotReady("this node already leads"));
+        }
+        let partner_epoch = self.partner.status.as_ref().map_or(0, |p| p.epoch);
+        let epoch = self.durable.epoch.max(partner_epoch).saturating_add(1);
+        self.serve(epoch, TakeoverReason::Forced);
+        self.evaluate(now);
+        self.flush(now);
+        Ok(())
+    }
+
     // ---- outputs ----
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -624,9 +676,10 @@ impl Node {
             return Some(t);
         }
         let now = self.last_eval;
-        let max_data = self.cfg.max_frame_len.saturating_sub(crate::wire::HEADER_LEN
-            + crate::wire::TAG_LEN
-            + 96);
+        let max_data = self
+            .cfg
+            .max_frame_len
+            .saturating_sub(crate::wire::HEADER_LEN + crate::wire::TAG_LEN + 96);
         let Duty::Lead(l) = &mut self.duty else {
             return None;
         };
@@ -822,6 +875,7 @@ impl Node {
                 }
                 if opened.seq > self.partner.status_seq {
                     self.partner.status_seq = opened.seq;
+                    self.partner.status_at = now;
                     self.partner.status = Some(s);
                 }
             }
@@ -960,11 +1014,7 @@ impl Node {
 
     /// The tie-breaker was reachable, without a gap, since silence began.
     fn tb_through_silence(&self, now: Millis) -> bool {
-        self.tb_good(now)
-            && self
-                .tb
-                .ok_since
-                .is_some_and(|s| s <= self.silent_since())
+        self.tb_good(now) && self.tb.ok_since.is_some_and(|s| s <= self.silent_since())
     }
 
     /// 2: served the newest epoch known to either node; 1: synchronous follower; 0: neither.
@@ -998,7 +1048,7 @@ impl Node {
             // The core was not run: the partner may have acted on our silence.
             self.awake_since = now;
             if self.is_serving() {
-                self.step_down(now, ReleaseReason::Paused);
+                self.step_down(ReleaseReason::Paused);
             }
         }
         self.last_eval = now;
@@ -1035,8 +1085,7 @@ impl Node {
             && data.is_none_or(|t| now.saturating_sub(t) >= self.cfg.takeover_after());
         if down && !self.data_path_warned {
             self.data_path_warned = true;
-            self.events
-                .push_back(Event::Warning(Warning::DataPathDown));
+            self.events.push_back(Event::Warning(Warning::DataPathDown));
         } else if !down
             && self.data_path_warned
             && data.is_some_and(|t| now.saturating_sub(t) < self.cfg.dead_after())
@@ -1055,7 +1104,9 @@ impl Node {
             return Err(ClusterError::NotServing);
         }
         if l.mode != Mode::Sync {
-            return Err(ClusterError::PartnerNotReady("mirroring is not synchronous"));
+            return Err(ClusterError::PartnerNotReady(
+                "mirroring is not synchronous",
+            ));
         }
         if !self.link_ok(now) || !self.contact(now) {
             return Err(ClusterError::PartnerNotReady("link down"));
@@ -1087,8 +1138,7 @@ impl Node {
         });
         if let Some(r) = &l.release {
             // The partner took the epoch we handed it (or knows a newer one).
-            if superseded || (contact && ps.is_some_and(|p| p.serving && p.epoch >= r.new_epoch))
-            {
+            if superseded || (contact && ps.is_some_and(|p| p.serving && p.epoch >= r.new_epoch)) {
                 return Some(LeadAction::FollowPartner);
             }
             if now.saturating_sub(r.started) >= self.cfg.handover_timeout {
@@ -1096,11 +1146,9 @@ impl Node {
             }
             let drained = l.pending.is_empty()
                 && l.out.as_ref().is_some_and(|o| {
-                    !o.awaiting_snapshot
-                        && o.partner_established
-                        && o.partner_applied >= l.last_fed
+                    !o.awaiting_snapshot && o.partner_established && o.partner_applied >= l.last_fed
                 });
-            if r.announced.is_none() && drained {
+            if r.announced.is_none() {
                 return Some(LeadAction::Announce);
             }
             return None;
@@ -1128,46 +1176,49 @@ impl Node {
                 }
                 if !link_ok || stalled || l.out.is_none() {
                     if !link_ok && !tb_good {
-                        return Some(LeadAction::StepDown(
-                            ReleaseReason::LostLinkAndTiebreaker,
-                        ));
+                        return Some(LeadAction::StepDown(ReleaseReason::LostLinkAndTiebreaker));
                     }
                     return Some(LeadAction::Suspend);
                 }
                 if let Some(p) = ps {
                     let requested = p.switchover_request == Some(my_inc);
-                    let tb_lost =
-                        self.cfg.switchover_on_tiebreaker_loss && !tb_good && p.tiebreaker_ok;
+                    // Lost for a while (not a probe racing the partner's during an
+                    // outage of the tie-breaker itself), while the partner reaches it.
+                    let tb_lost = self.cfg.switchover_on_tiebreaker_loss
+                        && !tb_good
+                        && self.tb.last_ok.is_none_or(|t| {
+                            now.saturating_sub(t)
+                                >= self.cfg.tiebreaker_max_age + self.cfg.tiebreaker_confirm
+                        })
+                        && p.tiebreaker_ok;
                     let failback = self.cfg.failback_to == Some(me.partner())
                         && l.sync_since
                             .is_some_and(|s| now.saturating_sub(s) >= self.cfg.failback_settle);
-                    if (requested || tb_lost || failback) && self.handover_readiness(now).is_ok()
-                    {
+                    if (requested || tb_lost || failback) && self.handover_readiness(now).is_ok() {
                         return Some(LeadAction::StartHandover);
                     }
                 }
             }
-            Mode::Suspended { id } => {
+            Mode::Suspended { id, since } => {
                 if link_ok && !stalled && l.out.is_some() {
                     return Some(LeadAction::Resume);
                 }
                 if !link_ok && !tb_good {
-                    return Some(LeadAction::StepDown(
-                        ReleaseReason::LostLinkAndTiebreaker,
-                    ));
+                    return Some(LeadAction::StepDown(ReleaseReason::LostLinkAndTiebreaker));
                 }
                 if stream_dead || ps.is_some_and(|p| p.stale_ack == Some((my_inc, id))) {
                     return Some(LeadAction::GoAlone);
                 }
-                if self.silent(now) && self.tb_through_silence(now) {
+                // Silent on every path, with the tie-breaker reachable throughout, and
+                // suspended long enough that several statuses saying so went out.
+                let announced = now.saturating_sub(since) >= 3 * self.cfg.heartbeat_interval;
+                if announced && self.silent(now) && self.tb_through_silence(now) {
                     return Some(LeadAction::GoAlone);
                 }
             }
             Mode::Alone => {
                 if !link_ok && !tb_good {
-                    return Some(LeadAction::StepDown(
-                        ReleaseReason::LostLinkAndTiebreaker,
-                    ));
+                    return Some(LeadAction::StepDown(ReleaseReason::LostLinkAndTiebreaker));
                 }
                 if let (Some(o), Some(p)) = (&l.out, ps) {
                     let ready = link_ok
@@ -1205,7 +1256,7 @@ impl Node {
         };
         let partner_inc = self.partner.inc;
         match action {
-            LeadAction::StepDown(reason) => self.step_down(now, reason),
+            LeadAction::StepDown(reason) => self.step_down(reason),
             LeadAction::GoAlone => self.go_alone(),
             LeadAction::Synced => {
                 if self.durable.alone {
@@ -1234,7 +1285,10 @@ impl Node {
                 self.stats.snapshots_requested += 1;
                 self.events.push_back(Event::SnapshotRequested);
             }
-            LeadAction::Suspend | LeadAction::Resume | LeadAction::Announce | LeadAction::DropStream => {
+            LeadAction::Suspend
+            | LeadAction::Resume
+            | LeadAction::Announce
+            | LeadAction::DropStream => {
                 let Duty::Lead(l) = &mut self.duty else {
                     return false;
                 };
@@ -1243,6 +1297,7 @@ impl Node {
                         l.suspend_counter += 1;
                         l.mode = Mode::Suspended {
                             id: l.suspend_counter,
+                            since: now,
                         };
                         l.sync_since = None;
                     }
@@ -1281,6 +1336,8 @@ impl Node {
             _ => false,
         };
         let durable = self.durable;
+        let status_at = self.partner.status_at;
+        let tb_ok_since = self.tb.ok_since;
         let (applied, local) = (self.applied_seq, self.local_seq);
         let handover_timeout = self.cfg.handover_timeout;
         let Duty::Follow(f) = &mut self.duty else {
@@ -1289,6 +1346,10 @@ impl Node {
 
         // 1. Follow a serving partner of a newer epoch (or of ours, if we did not serve it).
         if let Some(p) = ps.as_deref() {
+            // A partner that served our epoch (or a newer one) alone holds changes we lack.
+            if f.in_sync && p.served && p.alone && p.epoch >= durable.epoch {
+                f.in_sync = false;
+            }
             let newer = p.epoch > durable.epoch || (p.epoch == durable.epoch && !durable.served);
             if contact && p.serving && newer && f.leader != Some((partner_inc, p.epoch)) {
                 **f = Follow::new(FollowKind::Passive);
@@ -1314,8 +1375,7 @@ impl Node {
                 return true;
             }
         }
-        if f
-            .switchover_request
+        if f.switchover_request
             .is_some_and(|t| now.saturating_sub(t) >= handover_timeout || f.leader.is_none())
         {
             f.switchover_request = None;
@@ -1327,7 +1387,12 @@ impl Node {
                 p.out_stream == Some((my_inc, s.id)) && s.established && s.leader_inc == linc
             }) && f.resync.is_none();
             match p.mirror {
-                WireMirror::Sync => f.in_sync = on_mine,
+                WireMirror::Sync => {
+                    f.in_sync = on_mine;
+                    if on_mine {
+                        f.in_sync_as_of = status_at;
+                    }
+                }
                 WireMirror::Suspended { id } => {
                     f.in_sync = false;
                     f.stale_ack = Some((linc, id));
@@ -1336,12 +1401,7 @@ impl Node {
                 WireMirror::None => {}
             }
             if let Some((e, seq, target)) = p.handover {
-                if p.releasing
-                    && target == my_inc
-                    && f.in_sync
-                    && applied == seq
-                    && local == seq
-                {
+                if p.releasing && target == my_inc && f.in_sync && applied == seq && local == seq {
                     self.take_over_by_handover(now, e, seq);
                     return true;
                 }
@@ -1353,12 +1413,23 @@ impl Node {
             let partner_epoch = ps.as_deref().map_or(0, |p| p.epoch);
             // T1: a synchronous passive node whose partner fell silent on the link and the
             // data network at once, with the tie-breaker reachable all along.
-            let t1 = f.in_sync && data_alive_at_silence && tb_through_silence;
+            // The tie-breaker must also have been reachable since the leader last confirmed
+            // us synchronous (contact with a restarted partner may have ended the silence
+            // and started a new one meanwhile).
+            let t1 = f.in_sync
+                && data_alive_at_silence
+                && tb_through_silence
+                && tb_ok_since.is_some_and(|s| s <= f.in_sync_as_of);
             // T2: the node that last served alone; no one else can have served since.
             let t2 = rank == 2 && durable.alone && tb_confirmed;
             if t1 || t2 {
-                let epoch = durable.epoch.max(partner_epoch) + 1;
-                self.serve(now, epoch);
+                let epoch = durable.epoch.max(partner_epoch).saturating_add(1);
+                let reason = if t1 {
+                    TakeoverReason::PartnerSilent
+                } else {
+                    TakeoverReason::ResumeAlone
+                };
+                self.serve(epoch, reason);
                 return true;
             }
             if f.claim.is_some() || f.grant.is_some() {
@@ -1370,7 +1441,6 @@ impl Node {
         }
 
         // 4. In contact and neither serves: the better-placed node claims, the other grants.
-        let mut changed = false;
         match ps.as_deref() {
             Some(p) if contact && !p.serving && !p.releasing => {
                 let partner_first = p.rank > rank || (p.rank == rank && me.partner() < me);
@@ -1380,27 +1450,23 @@ impl Node {
                             f.grant = Some((c, partner_inc));
                             f.claim = None;
                             f.in_sync = false;
-                            changed = true;
                         }
                     }
                     _ => {
                         if p.claim.is_none() && f.grant.is_some() {
                             f.grant = None;
-                            changed = true;
                         }
                         if rank > 0 && !partner_first && tb_confirmed {
-                            let c = durable.epoch.max(p.epoch) + 1;
+                            let c = durable.epoch.max(p.epoch).saturating_add(1);
                             if f.claim != Some(c) {
                                 f.claim = Some(c);
-                                changed = true;
                             }
                             if p.grant == Some((c, my_inc)) {
-                                self.serve(now, c);
+                                self.serve(c, TakeoverReason::Claimed);
                                 return true;
                             }
                         } else if f.claim.is_some() {
                             f.claim = None;
-                            changed = true;
                         }
                     }
                 }
@@ -1409,12 +1475,10 @@ impl Node {
                 if f.claim.is_some() || f.grant.is_some() {
                     f.claim = None;
                     f.grant = None;
-                    changed = true;
                 }
             }
         }
-        // Quietly re-derived flags do not count as transitions (avoid spinning).
-        let _ = changed;
+        // Claims and grants are flags carried by the status, not transitions.
         false
     }
 
@@ -1424,7 +1488,7 @@ impl Node {
         self.events.push_back(Event::Persist(self.durable));
     }
 
-    fn serve(&mut self, now: Millis, epoch: u64) {
+    fn serve(&mut self, epoch: u64, reason: TakeoverReason) {
         self.durable.epoch = epoch;
         self.durable.served = true;
         self.durable.alone = true;
@@ -1443,9 +1507,9 @@ impl Node {
         self.stats.takeovers += 1;
         self.events.push_back(Event::Takeover {
             epoch,
+            reason,
             effects: TAKEOVER_EFFECTS.to_vec(),
         });
-        let _ = now;
     }
 
     fn take_over_by_handover(&mut self, now: Millis, epoch: u64, seq: u64) {
@@ -1469,11 +1533,12 @@ impl Node {
         self.stats.takeovers += 1;
         self.events.push_back(Event::Takeover {
             epoch,
+            reason: TakeoverReason::Handover,
             effects: TAKEOVER_EFFECTS.to_vec(),
         });
     }
 
-    fn step_down(&mut self, _now: Millis, reason: ReleaseReason) {
+    fn step_down(&mut self, reason: ReleaseReason) {
         let released = matches!(&self.duty, Duty::Lead(l) if l.release.is_some());
         if !released {
             self.events.push_back(Event::Release {
@@ -1507,7 +1572,7 @@ impl Node {
             return;
         };
         l.release = Some(Release {
-            new_epoch: l.epoch + 1,
+            new_epoch: l.epoch.saturating_add(1),
             started: now,
             announced: None,
         });
@@ -1545,7 +1610,7 @@ impl Node {
                 s.releasing = l.release.is_some();
                 s.mirror = match l.mode {
                     Mode::Sync => WireMirror::Sync,
-                    Mode::Suspended { id } => WireMirror::Suspended { id },
+                    Mode::Suspended { id, .. } => WireMirror::Suspended { id },
                     Mode::Alone => WireMirror::Alone,
                 };
                 s.out_stream = l.out.as_ref().map(|o| (o.partner_inc, o.id));
@@ -1569,9 +1634,7 @@ impl Node {
                 s.grant = f.grant;
                 s.stale_ack = f.stale_ack;
                 s.resync = f.resync;
-                s.switchover_request = f
-                    .switchover_request
-                    .and(f.leader.map(|(inc, _)| inc));
+                s.switchover_request = f.switchover_request.and(f.leader.map(|(inc, _)| inc));
             }
         }
         s
@@ -1604,9 +1667,10 @@ impl Node {
     /// not at the next heartbeat), and the follower's acknowledgement.
     fn flush(&mut self, now: Millis) {
         // Timers are checked at every entry point, so none is ever left behind `last_eval`.
+        let link_alive = self.link_ok(now);
         if let Duty::Lead(l) = &mut self.duty {
             if let Some(out) = &mut l.out {
-                if out.on_timeout(now, self.cfg.retransmit_after) {
+                if out.on_timeout(now, self.cfg.retransmit_after, link_alive) {
                     self.stats.retransmissions += 1;
                 }
             }

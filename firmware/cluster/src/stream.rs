@@ -43,6 +43,8 @@ pub(crate) enum Item {
 
 /// Snapshot bytes per item.
 const SNAPSHOT_CHUNK: usize = 16 * 1024;
+/// Retransmission timer doublings at most (40 ms becomes 1.28 s).
+const MAX_BACKOFF: u32 = 5;
 /// Bytes of early (out-of-order) segments a follower keeps.
 const MAX_EARLY_BYTES: usize = 256 * 1024;
 /// Item overhead allowed on top of the largest payload (postcard tags and lengths).
@@ -57,6 +59,9 @@ pub(crate) struct OutStream {
     acked_off: u64,
     send_off: u64,
     rto_at: Option<Millis>,
+    /// Retransmissions since the last progress: the timer doubles with each, up to
+    /// `MAX_BACKOFF`, so a partner that is away costs little.
+    backoff: u32,
     /// Follower's last committed change (valid once `partner_established`).
     pub partner_applied: u64,
     pub partner_established: bool,
@@ -77,6 +82,7 @@ impl OutStream {
             acked_off: 0,
             send_off: 0,
             rto_at: None,
+            backoff: 0,
             partner_applied: 0,
             partner_established: false,
             awaiting_snapshot: false,
@@ -155,7 +161,7 @@ impl OutStream {
         let contiguous = tail
             .iter()
             .enumerate()
-            .all(|(i, (s, _))| *s == seq + 1 + i as u64);
+            .all(|(i, (s, _))| Some(*s) == seq.checked_add(1 + i as u64));
         let covers = match tail.last() {
             Some((s, _)) => *s == last_fed,
             None => seq >= last_fed,
@@ -184,6 +190,7 @@ impl OutStream {
             self.buf.drain(..n);
             self.acked_off = ack.recv_off;
             self.send_off = self.send_off.max(self.acked_off);
+            self.backoff = 0;
             self.rto_at = (self.send_off > self.acked_off).then_some(now + rto);
         }
         if ack.established {
@@ -222,19 +229,27 @@ impl OutStream {
         let offset = self.send_off;
         self.send_off += n as u64;
         if self.rto_at.is_none() {
-            self.rto_at = Some(now + rto);
+            self.rto_at = Some(now + self.timer(rto));
         }
         Some((offset, data))
     }
 
     /// Go back to the first unacknowledged byte when the retransmission timer fired.
     /// Returns whether it did.
-    pub fn on_timeout(&mut self, now: Millis, rto: Millis) -> bool {
+    /// `link_alive`: heartbeats make the round trip, so losses are just losses: keep the
+    /// base timer. Otherwise back off.
+    pub fn on_timeout(&mut self, now: Millis, rto: Millis, link_alive: bool) -> bool {
+        if link_alive {
+            self.backoff = 0;
+        }
         match self.rto_at {
             Some(t) if now >= t => {
                 if self.send_off > self.acked_off {
                     self.send_off = self.acked_off;
-                    self.rto_at = Some(now + rto);
+                    if !link_alive {
+                        self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+                    }
+                    self.rto_at = Some(now + self.timer(rto));
                     true
                 } else {
                     self.rto_at = None;
@@ -243,6 +258,10 @@ impl OutStream {
             }
             _ => false,
         }
+    }
+
+    fn timer(&self, rto: Millis) -> Millis {
+        rto.saturating_mul(1 << self.backoff)
     }
 
     pub fn rto_at(&self) -> Option<Millis> {
@@ -416,11 +435,30 @@ impl InStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_segments_never_panic(
+            segs in prop::collection::vec((0u64..20_000, prop::collection::vec(any::<u8>(), 0..3000)), 0..40),
+            local in 0u64..10,
+        ) {
+            let mut inn = InStream::new(1, 1);
+            let mut local = local;
+            let mut out = Vec::new();
+            for (off, data) in segs {
+                if inn.on_segment(off, &data, &mut local, 4096, &mut out).is_err() {
+                    break;
+                }
+            }
+        }
+    }
 
     fn pump(out: &mut OutStream, inn: &mut InStream, local: &mut u64, now: u64) -> Vec<Delivery> {
         let mut got = Vec::new();
         while let Some((off, data)) = out.next_segment(now, 100, 10_000, 50) {
-            inn.on_segment(off, &data, local, 1 << 20, &mut got).unwrap();
+            inn.on_segment(off, &data, local, 1 << 20, &mut got)
+                .unwrap();
             let ack = Ack {
                 leader_inc: 7,
                 stream: inn.id,
@@ -488,7 +526,8 @@ mod tests {
         let mut got = Vec::new();
         for (i, (off, data)) in segs.iter().enumerate().rev() {
             if i % 3 != 1 {
-                inn.on_segment(*off, data, &mut local, 1 << 20, &mut got).unwrap();
+                inn.on_segment(*off, data, &mut local, 1 << 20, &mut got)
+                    .unwrap();
             }
         }
         let ack = |inn: &InStream| Ack {
@@ -501,9 +540,10 @@ mod tests {
         out.on_ack(10, &ack(&inn), 50);
         for round in 0..20u64 {
             let now = 100 + round * 100;
-            out.on_timeout(now, 50);
+            out.on_timeout(now, 50, true);
             while let Some((off, data)) = out.next_segment(now, 90, 1 << 20, 50) {
-                inn.on_segment(off, &data, &mut local, 1 << 20, &mut got).unwrap();
+                inn.on_segment(off, &data, &mut local, 1 << 20, &mut got)
+                    .unwrap();
             }
             out.on_ack(now, &ack(&inn), 50);
         }
@@ -539,7 +579,8 @@ mod tests {
         bad.extend((item.len() as u32).to_le_bytes());
         bad.extend(item);
         let mut got = Vec::new();
-        inn.on_segment(0, &data, &mut local, 1 << 20, &mut got).unwrap();
+        inn.on_segment(0, &data, &mut local, 1 << 20, &mut got)
+            .unwrap();
         assert_eq!(
             inn.on_segment(data.len() as u64, &bad, &mut local, 1 << 20, &mut got),
             Err(StreamBroken)

@@ -274,6 +274,12 @@ impl Codec {
         }
     }
 
+    /// Tests: continue from this sequence number.
+    #[cfg(test)]
+    pub fn skip_to(&mut self, seq: u64) {
+        self.next_seq = seq;
+    }
+
     pub fn seal(&mut self, path: Path, body: &Body) -> Vec<u8> {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -409,7 +415,10 @@ mod tests {
         let o = b.open(Path::Link, &bytes).unwrap();
         assert_eq!((o.incarnation, o.seq), (4, 1));
         assert_eq!(o.body, status_body());
-        assert_eq!(a.seal(Path::Link, &status_body())[21..29], 2u64.to_le_bytes());
+        assert_eq!(
+            a.seal(Path::Link, &status_body())[21..29],
+            2u64.to_le_bytes()
+        );
     }
 
     #[test]
@@ -423,7 +432,10 @@ mod tests {
         );
         let mut bad_magic = good.clone();
         bad_magic[0] ^= 1;
-        assert_eq!(b.open(Path::Link, &bad_magic).err(), Some(Refusal::Malformed));
+        assert_eq!(
+            b.open(Path::Link, &bad_magic).err(),
+            Some(Refusal::Malformed)
+        );
         let mut other_cluster = good.clone();
         other_cluster[5] ^= 1;
         assert_eq!(
@@ -436,7 +448,10 @@ mod tests {
             assert_eq!(b.open(Path::Link, &flipped).err(), Some(Refusal::Forged));
         }
         let wrong_key = Codec::new(&[8; 32], 9, NodeId::B, 1);
-        assert_eq!(wrong_key.open(Path::Link, &good).err(), Some(Refusal::Forged));
+        assert_eq!(
+            wrong_key.open(Path::Link, &good).err(),
+            Some(Refusal::Forged)
+        );
         assert_eq!(b.open(Path::Data, &good).err(), Some(Refusal::WrongPath));
         // A node's own frame reflected back to it.
         let a2 = Codec::new(&[7; 32], 9, NodeId::A, 5);

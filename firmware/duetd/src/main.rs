@@ -177,7 +177,21 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
         Ok(None) => None,
         Err(e) => return Err(Exit::Fail(e.to_string())),
     };
+    let durable_on = match store.setting("smb.durable_handles") {
+        Ok(Some(v)) => match v.as_str() {
+            "true" | "yes" | "1" => true,
+            "false" | "no" | "0" => false,
+            other => {
+                return Err(Exit::Fail(format!(
+                    "setting smb.durable_handles = {other:?}: expected true or false"
+                )))
+            }
+        },
+        Ok(None) => true,
+        Err(e) => return Err(Exit::Fail(e.to_string())),
+    };
     let server = Server::new(server_cfg, store);
+    server.durable.set_enabled(durable_on);
     if let Some(secs) = v1_timeout {
         server.durable.set_v1_timeout_ms(secs * 1000);
     }

@@ -744,7 +744,9 @@ pub fn lookup_fid(conn: &Conn, req: &Req, fid: FileId) -> Result<u64, Fail> {
                 && o.session_id == req.session_id
                 && o.tree_id == req.tree_id =>
         {
+            super::durable::check_channel_sequence(conn, req, fid.volatile)?;
             req.resolved_file_id.set(Some(fid));
+            super::durable::touched(conn, fid);
             Ok(fid.volatile)
         }
         _ => Err(Fail::Status(status::FILE_CLOSED)),

@@ -233,6 +233,9 @@ pub struct Entry {
     pub state: State,
     /// The CreateAction of the CREATE that made it (a replay answers it again).
     pub create_action: u32,
+    /// Whether a record of it was submitted to the store (one granted and closed within a
+    /// frame never is).
+    pub committed: bool,
 }
 
 pub enum State {
@@ -268,6 +271,22 @@ pub struct Table {
     /// v2 CREATEs waiting for a break: (ClientGuid, CreateGuid) -> (connection, MessageId,
     /// since, ms since the epoch).
     pending: HashMap<(Guid, Guid), (u64, u64, u64)>,
+    /// Connected opens made by a v2 CREATE, durable or not: what a replay answers with.
+    replays: HashMap<(Guid, Guid), Replayable>,
+    /// Persistent id -> its key in `replays`.
+    replay_of: HashMap<u64, (Guid, Guid)>,
+}
+
+/// An open a replayed CREATE may get back (MS-SMB2 Open.IsReplayEligible and CreateGuid).
+#[derive(Clone, Copy, Debug)]
+struct Replayable {
+    conn: u64,
+    session_id: u64,
+    volatile: u64,
+    key: FileKey,
+    create_action: u32,
+    /// Cleared by the first other request on the open: a replay then makes a new open.
+    eligible: bool,
 }
 
 impl Table {
@@ -284,7 +303,14 @@ impl Table {
         self.entries.insert(id, e);
     }
 
+    fn forget_replay(&mut self, id: u64) {
+        if let Some(g) = self.replay_of.remove(&id) {
+            self.replays.remove(&g);
+        }
+    }
+
     fn remove(&mut self, id: u64) -> Option<Entry> {
+        self.forget_replay(id);
         let e = self.entries.remove(&id)?;
         let g = (e.record.client_guid, e.record.create_guid);
         if self.by_create_guid.get(&g) == Some(&id) {
@@ -318,7 +344,10 @@ impl Table {
 
     /// How many are disconnected.
     pub fn disconnected(&self) -> usize {
-        self.entries.values().filter(|e| e.is_disconnected()).count()
+        self.entries
+            .values()
+            .filter(|e| e.is_disconnected())
+            .count()
     }
 }
 
@@ -332,6 +361,8 @@ pub struct Durable {
     /// Disconnected entries (checked by every CREATE).
     parked: AtomicUsize,
     v1_timeout_ms: AtomicU32,
+    /// Whether DHnQ and DH2Q are granted at all (setting `smb.durable_handles`).
+    enabled: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Durable {
@@ -342,6 +373,7 @@ impl Default for Durable {
             count: AtomicUsize::new(0),
             parked: AtomicUsize::new(0),
             v1_timeout_ms: AtomicU32::new(DEFAULT_V1_TIMEOUT_MS),
+            enabled: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -362,11 +394,18 @@ impl Durable {
         self.v1_timeout_ms.load(Ordering::Relaxed)
     }
 
+    /// Grants durable handles or not (reconnects of existing ones still work).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
     fn counts(&self, t: &Table) {
-        self.count.store(t.len(), Ordering::Relaxed);
+        self.count
+            .store(t.len() + t.replays.len(), Ordering::Relaxed);
         self.parked.store(t.disconnected(), Ordering::Relaxed);
     }
 
+    /// Whether any open is durable or replayable (else the common paths skip the lock).
     fn any(&self) -> bool {
         self.count.load(Ordering::Relaxed) != 0
     }
@@ -440,20 +479,24 @@ pub fn begin_create(
                 return Err(Err(Fail::Status(status::DUPLICATE_OBJECTID)));
             }
         }
-        if let Some(&id) = t.by_create_guid.get(&g) {
+        if let Some(r) = t.replays.get(&g).copied() {
             if !replay {
                 return Err(Err(Fail::Status(status::DUPLICATE_OBJECTID)));
             }
-            let here = t.get(id).and_then(|e| match e.state {
-                State::Connected { conn: c, session_id } if c == conn.id && session_id == req.session_id => {
-                    Some((e.record.volatile_id, e.create_action, e.key))
-                }
-                _ => None,
-            });
             drop(t);
-            if let Some((vol, action, key)) = here {
-                return Err(replay_response(conn, req, contexts, requested_oplock, vol, action, key));
+            if r.eligible && r.conn == conn.id && r.session_id == req.session_id {
+                return Err(replay_response(
+                    conn,
+                    req,
+                    contexts,
+                    requested_oplock,
+                    r.volatile,
+                    r.create_action,
+                    r.key,
+                ));
             }
+        } else if t.by_create_guid.contains_key(&g) && !replay {
+            return Err(Err(Fail::Status(status::DUPLICATE_OBJECTID)));
         }
     }
     if let Some(app) = p.app_instance {
@@ -526,6 +569,104 @@ fn session_user(conn: &Conn, session_id: u64) -> String {
         .unwrap_or_default()
 }
 
+/// Every open a v2 CREATE made, durable or not, may be replayed (3.3.5.9.10) until its
+/// first other request.
+fn note_replayable(conn: &Conn, req: &Req, create_guid: Guid, vol: u64, create_action: u32) {
+    let Some(o) = conn.opens.get(&vol) else {
+        return;
+    };
+    let Some(key) = o.key else { return };
+    let g = (conn.neg.client_guid, create_guid);
+    let server = &conn.server;
+    let mut t = server.durable.lock();
+    if let Some(old) = t.replays.get(&g).map(|r| r.volatile) {
+        let _ = old;
+        t.replay_of.retain(|_, v| *v != g);
+    }
+    t.replays.insert(
+        g,
+        Replayable {
+            conn: conn.id,
+            session_id: req.session_id,
+            volatile: vol,
+            key,
+            create_action,
+            eligible: true,
+        },
+    );
+    t.replay_of.insert(o.file_id.persistent, g);
+    server.durable.counts(&t);
+}
+
+/// The ChannelSequence of a request's SMB 3.x header.
+fn channel_sequence(req: &Req) -> u16 {
+    u16::from_le_bytes([req.msg[8], req.msg[9]])
+}
+
+/// Replay state of one open, kept in its connection (`Conn::replay_state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayState {
+    /// Open.ChannelSequence.
+    pub channel_sequence: u16,
+    /// Open.IsReplayEligible of an open made by a v2 CREATE (the server-wide entry is
+    /// only looked at while this is set).
+    pub replay_eligible: bool,
+}
+
+/// MS-SMB2 3.3.5.2.10 (no multichannel, so no requests outstanding on an older channel):
+/// a request naming open `vol` with a ChannelSequence newer than the open's (within half
+/// the 16-bit space) moves it forward; an older one fails WRITE, SET_INFO and IOCTL with
+/// STATUS_FILE_NOT_AVAILABLE (a replay of a request sent before a failover).
+pub fn check_channel_sequence(conn: &Conn, req: &Req, vol: u64) -> Result<(), Fail> {
+    if conn.neg.dialect < DIALECT_300 || req.msg.len() < 10 {
+        return Ok(());
+    }
+    let csn = channel_sequence(req);
+    let mut m = conn.replay_state.borrow_mut();
+    let cur = &mut m
+        .entry(vol)
+        .or_insert(ReplayState {
+            channel_sequence: csn,
+            replay_eligible: false,
+        })
+        .channel_sequence;
+    if csn == *cur {
+        return Ok(());
+    }
+    if csn.wrapping_sub(*cur) <= 0x7FFF {
+        *cur = csn;
+        return Ok(());
+    }
+    use crate::wire::Command::{Ioctl, SetInfo, Write};
+    if matches!(req.command, Write | SetInfo | Ioctl) {
+        return Err(Fail::Status(status::FILE_NOT_AVAILABLE));
+    }
+    Ok(())
+}
+
+/// A request other than a CREATE named open `fid`: a replay of the CREATE that made it
+/// no longer gets it back (Open.IsReplayEligible).
+pub fn touched(conn: &Conn, fid: FileId) {
+    let eligible = conn
+        .replay_state
+        .borrow_mut()
+        .get_mut(&fid.volatile)
+        .map(|s| std::mem::take(&mut s.replay_eligible))
+        .unwrap_or(false);
+    if !eligible {
+        return;
+    }
+    let mut t = conn.server.durable.lock();
+    let Some(g) = t.replay_of.get(&fid.persistent).copied() else {
+        return;
+    };
+    if let Some(r) = t.replays.get_mut(&g) {
+        if r.conn == conn.id && r.volatile == fid.volatile {
+            r.eligible = false;
+        }
+    }
+}
+
 /// The CreateGuid of a v2 CREATE that went async waiting for a break: until it completes,
 /// its replay is answered STATUS_FILE_NOT_AVAILABLE.
 pub fn note_pending(conn: &Conn, req: &Req, request: &Request, reply: &HResult) {
@@ -589,7 +730,10 @@ pub fn purge_for_open(
             continue;
         }
         if *restored {
-            tracing::info!(persistent = id, "open refused: a durable open restored after a restart holds the file");
+            tracing::info!(
+                persistent = id,
+                "open refused: a durable open restored after a restart holds the file"
+            );
             return Err(Fail::Status(status::SHARING_VIOLATION));
         }
         purge.push(id);
@@ -615,7 +759,13 @@ pub fn purge_for_open(
 /// never another open of the same lease): write caching breaks for any other open that
 /// reads or writes data, handle caching for one whose share modes conflict or that deletes
 /// on close, everything for an overwrite. Attribute-only opens break nothing.
-fn breaks_caching(held: &DurableOpen, access: u32, share: u32, overwrite: bool, options: u32) -> bool {
+fn breaks_caching(
+    held: &DurableOpen,
+    access: u32,
+    share: u32,
+    overwrite: bool,
+    options: u32,
+) -> bool {
     let stat = FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | SYNCHRONIZE | READ_CONTROL;
     if access & !stat == 0 && !overwrite {
         return false;
@@ -672,7 +822,23 @@ pub fn grant(
     granted: &Granted,
     create_action: u32,
 ) -> Option<(&'static [u8; 4], Vec<u8>)> {
-    if *request == Request::None || !grant_allows(granted) {
+    let v2 = matches!(request, Request::V2 { .. });
+    if conn.neg.dialect >= DIALECT_300 {
+        conn.replay_state.borrow_mut().insert(
+            vol,
+            ReplayState {
+                channel_sequence: channel_sequence(req),
+                replay_eligible: v2,
+            },
+        );
+    }
+    if let Request::V2 { create_guid, .. } = *request {
+        note_replayable(conn, req, create_guid, vol, create_action);
+    }
+    if *request == Request::None
+        || !grant_allows(granted)
+        || !conn.server.durable.enabled.load(Ordering::Relaxed)
+    {
         return None;
     }
     let share = match conn.tree(req) {
@@ -689,7 +855,12 @@ pub fn grant(
     let meta = open.handle()?.meta().ok()?;
     let mut app_instance_id = None;
     let (version, create_guid, timeout_ms, ctx) = match *request {
-        Request::V1 => (DurableVersion::V1, [0; 16], conn.server.durable.v1_timeout_ms(), (b"DHnQ", vec![0u8; 8])),
+        Request::V1 => (
+            DurableVersion::V1,
+            [0; 16],
+            conn.server.durable.v1_timeout_ms(),
+            (b"DHnQ", vec![0u8; 8]),
+        ),
         Request::V2 {
             create_guid,
             timeout_ms,
@@ -750,7 +921,14 @@ pub fn grant(
         if !durable_caching(&record.caching) {
             return None;
         }
-        conn.outbox.hold(put(&server, &record));
+        // Inside a frame the record is submitted when the frame's response goes
+        // (`end_of_frame`), so an open closed in the same compound costs no commit.
+        let committed = !conn.in_frame;
+        if committed {
+            conn.outbox.hold(put(&server, &record));
+        } else {
+            conn.durable_deferred.push(record.persistent_id);
+        }
         t.insert(Entry {
             record,
             key,
@@ -759,10 +937,31 @@ pub fn grant(
                 session_id: req.session_id,
             },
             create_action,
+            committed,
         });
         server.durable.counts(&t);
     }
     Some(ctx)
+}
+
+/// The frame being handled is answered now: the records of the durable opens it granted
+/// (and did not close again) are submitted, and its response waits for them.
+pub fn end_of_frame(conn: &mut Conn) {
+    conn.in_frame = false;
+    if conn.durable_deferred.is_empty() {
+        return;
+    }
+    let ids = std::mem::take(&mut conn.durable_deferred);
+    let server = conn.server.clone();
+    let mut t = server.durable.lock();
+    for id in ids {
+        if let Some(e) = t.entries.get_mut(&id) {
+            if !e.committed {
+                e.committed = true;
+                conn.outbox.hold(put(&server, &e.record));
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------ reconnect
@@ -770,7 +969,13 @@ pub fn grant(
 /// DHnC / DH2C (3.3.5.9.7, 3.3.5.9.12): finds the open by its persistent id and, when every
 /// check passes, moves it to this connection, session and tree with its share modes, locks,
 /// lease or oplock and position. Everything else in the request is ignored.
-fn reconnect(conn: &mut Conn, req: &Req, name: &str, contexts: &[CreateContext], rc: Reconnect) -> HResult {
+fn reconnect(
+    conn: &mut Conn,
+    req: &Req,
+    name: &str,
+    contexts: &[CreateContext],
+    rc: Reconnect,
+) -> HResult {
     let not_found = Fail::Status(status::OBJECT_NAME_NOT_FOUND);
     let share = match conn.tree(req)? {
         t if matches!(t.kind, TreeKind::Disk { .. }) => t.share_name.clone(),
@@ -791,8 +996,11 @@ fn reconnect(conn: &mut Conn, req: &Req, name: &str, contexts: &[CreateContext],
         let e = t.get(rc.persistent_id).ok_or(not_found)?;
         match e.state {
             State::Disconnected { .. } => break,
-            State::Connected { session_id, .. } => {
-                if session_alive(&server, session_id) {
+            State::Connected {
+                conn: owner,
+                session_id,
+            } => {
+                if owner == conn.id || session_alive(&server, session_id) {
                     return Err(not_found);
                 }
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -840,13 +1048,16 @@ fn reconnect(conn: &mut Conn, req: &Req, name: &str, contexts: &[CreateContext],
         return Err(Fail::Status(status::ACCESS_DENIED));
     }
     let mut e = t.remove(rc.persistent_id).ok_or(not_found)?;
-    let State::Disconnected { mut open, who: old, .. } = std::mem::replace(
+    let State::Disconnected {
+        mut open, who: old, ..
+    } = std::mem::replace(
         &mut e.state,
         State::Connected {
             conn: conn.id,
             session_id: req.session_id,
         },
-    ) else {
+    )
+    else {
         return Err(not_found);
     };
     let key = e.key;
@@ -868,10 +1079,18 @@ fn reconnect(conn: &mut Conn, req: &Req, name: &str, contexts: &[CreateContext],
     open.tree_id = req.tree_id;
     e.record.disconnected_at_ms = None;
     e.record.position = open.position;
+    e.committed = true;
     let meta = open.handle().and_then(|h| h.meta().ok());
     conn.outbox.hold(put(&server, &e.record));
     let file_id = open.file_id;
     conn.opens.insert(vol, *open);
+    conn.replay_state.borrow_mut().insert(
+        vol,
+        ReplayState {
+            channel_sequence: channel_sequence(req),
+            replay_eligible: false,
+        },
+    );
     t.insert(e);
     server.durable.counts(&t);
     drop(t);
@@ -881,7 +1100,13 @@ fn reconnect(conn: &mut Conn, req: &Req, name: &str, contexts: &[CreateContext],
     if let Some(c) = granted.context {
         ctxs.push((b"RqLs", c));
     }
-    Ok(Reply::ok(create_response(&meta, FILE_OPENED, granted.level, file_id, &ctxs)))
+    Ok(Reply::ok(create_response(
+        &meta,
+        FILE_OPENED,
+        granted.level,
+        file_id,
+        &ctxs,
+    )))
 }
 
 /// Moves an open's share-mode entry, byte-range locks and lock state from `from` to `to`.
@@ -913,7 +1138,10 @@ fn replay_response(
     create_action: u32,
     key: FileKey,
 ) -> HResult {
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     let file_id = open.file_id;
     let meta = open
         .handle()
@@ -935,10 +1163,16 @@ fn replay_response(
         drop(t);
         (oplock::granted_now(&files, &key, who), timeout)
     };
-    let asked_lease = (requested == LEVEL_LEASE).then(|| lease_key_of(contexts)).flatten();
+    let asked_lease = (requested == LEVEL_LEASE)
+        .then(|| lease_key_of(contexts))
+        .flatten();
     let granted = match (now.level, asked_lease) {
         (LEVEL_LEASE, _) => {
-            let held: Option<Guid> = now.context.as_deref().and_then(|c| c.get(0..16)).and_then(|k| k.try_into().ok());
+            let held: Option<Guid> = now
+                .context
+                .as_deref()
+                .and_then(|c| c.get(0..16))
+                .and_then(|k| k.try_into().ok());
             if asked_lease.is_some() && asked_lease != held {
                 return Err(Fail::Status(status::ACCESS_DENIED));
             }
@@ -961,7 +1195,13 @@ fn replay_response(
         ctxs.push((b"RqLs", c));
     }
     let _ = req;
-    Ok(Reply::ok(create_response(&meta, create_action, granted.level, file_id, &ctxs)))
+    Ok(Reply::ok(create_response(
+        &meta,
+        create_action,
+        granted.level,
+        file_id,
+        &ctxs,
+    )))
 }
 
 /// A CREATE response body (MS-SMB2 2.2.14).
@@ -1002,23 +1242,34 @@ fn create_response(
 
 /// Called by `create::close_open` for every open it closes: a durable open's record goes.
 /// Whatever answers the close waits for the removal to be durable.
-pub fn on_close(conn: &Conn, open: &Open) {
+pub fn on_close(conn: &mut Conn, open: &Open) {
+    conn.replay_state
+        .borrow_mut()
+        .remove(&open.file_id.volatile);
     if !conn.server.durable.any() {
         return;
     }
-    let server = &conn.server;
+    let server = conn.server.clone();
     let mut t = server.durable.lock();
     let id = open.file_id.persistent;
+    if t.replay_of.contains_key(&id) {
+        t.forget_replay(id);
+        server.durable.counts(&t);
+    }
     let mine = t.get(id).is_some_and(|e| {
-        matches!(e.state, State::Connected { conn: c, .. } if c == conn.id) && e.record.volatile_id == open.file_id.volatile
+        matches!(e.state, State::Connected { conn: c, .. } if c == conn.id)
+            && e.record.volatile_id == open.file_id.volatile
     });
     if !mine {
         return;
     }
-    t.remove(id);
+    let committed = t.remove(id).is_some_and(|e| e.committed);
     server.durable.counts(&t);
     drop(t);
-    conn.outbox.hold(removal(server, id));
+    conn.durable_deferred.retain(|d| *d != id);
+    if committed {
+        conn.outbox.hold(removal(&server, id));
+    }
     server.durable.changed.notify_all();
 }
 
@@ -1037,7 +1288,9 @@ pub fn disconnect(conn: &mut Conn, vol: u64) -> bool {
     let Some(e) = t.entries.get_mut(&persistent) else {
         return false;
     };
-    if !matches!(e.state, State::Connected { conn: c, .. } if c == conn.id) || e.record.volatile_id != vol {
+    if !matches!(e.state, State::Connected { conn: c, .. } if c == conn.id)
+        || e.record.volatile_id != vol
+    {
         return false;
     }
     let who = OpenRef {
@@ -1059,6 +1312,7 @@ pub fn disconnect(conn: &mut Conn, vol: u64) -> bool {
     };
     super::notify::close_handle(conn, vol);
     super::lock::close_handle(conn, vol);
+    conn.replay_state.borrow_mut().remove(&vol);
     let now = now_ms();
     e.record.disconnected_at_ms = Some(now);
     e.record.position = open.position;
@@ -1070,7 +1324,9 @@ pub fn disconnect(conn: &mut Conn, vol: u64) -> bool {
         restored: false,
     };
     // Nothing waits for this commit: after a crash every open counts as disconnected.
+    e.committed = true;
     let _ = put(&server, &e.record);
+    t.forget_replay(persistent);
     server.durable.counts(&t);
     drop(t);
     server.durable.changed.notify_all();
@@ -1150,7 +1406,13 @@ fn close_parked(server: &Server, conn: Option<&Conn>, open: Open, who: OpenRef) 
         match r {
             Ok(()) => {
                 if let Some(c) = conn {
-                    super::notify::report(c, &root, &path, super::notify::FILE_ACTION_REMOVED, open.is_dir);
+                    super::notify::report(
+                        c,
+                        &root,
+                        &path,
+                        super::notify::FILE_ACTION_REMOVED,
+                        open.is_dir,
+                    );
                 }
             }
             Err(e) => tracing::warn!(path, error = %e, "delete on close of a durable open failed"),
@@ -1167,7 +1429,10 @@ pub enum Event {
 
 pub fn handle_event(conn: &mut Conn, ev: Event) {
     match ev {
-        Event::Close { volatile, persistent } => {
+        Event::Close {
+            volatile,
+            persistent,
+        } => {
             if conn
                 .opens
                 .get(&volatile)
@@ -1186,7 +1451,9 @@ pub fn handle_event(conn: &mut Conn, ev: Event) {
 /// After a LOCK request that changed the locks (or lock sequences) of open `vol`: its
 /// record is updated and the response waits for it.
 pub fn locks_changed(conn: &Conn, vol: u64) {
-    let Some(o) = conn.opens.get(&vol) else { return };
+    let Some(o) = conn.opens.get(&vol) else {
+        return;
+    };
     let (Some(key), persistent) = (o.key, o.file_id.persistent) else {
         return;
     };
@@ -1221,7 +1488,12 @@ pub fn lock_granted(server: &Server, key: FileKey, who: OpenRef, outbox: &super:
     }
 }
 
-fn update_locks(server: &Server, persistent: u64, key: FileKey, who: OpenRef) -> Option<duet_state::Ticket> {
+fn update_locks(
+    server: &Server,
+    persistent: u64,
+    key: FileKey,
+    who: OpenRef,
+) -> Option<duet_state::Ticket> {
     if !server.durable.any() {
         return None;
     }
@@ -1238,6 +1510,7 @@ fn update_locks(server: &Server, persistent: u64, key: FileKey, who: OpenRef) ->
     if (e.record.locks.clone(), e.record.lock_sequences) == before {
         return None;
     }
+    e.committed = true;
     Some(put(server, &e.record))
 }
 
@@ -1272,6 +1545,7 @@ fn sync_caching(server: &Server, only: Option<u64>) -> Option<duet_state::Ticket
         let now = oplock::durable_caching(&files, &e.key, who, &e.record.client_guid);
         if now != e.record.caching {
             e.record.caching = now;
+            e.committed = true;
             last = Some(put(server, &e.record));
         }
     }
@@ -1386,7 +1660,12 @@ pub fn restore(server: &Arc<Server>) -> Result<RestoreReport, duet_state::StoreE
             }
         }
     }
-    tracing::info!(restored = report.restored, expired = report.expired, dropped = report.dropped, "durable opens restored");
+    tracing::info!(
+        restored = report.restored,
+        expired = report.expired,
+        dropped = report.dropped,
+        "durable opens restored"
+    );
     Ok(report)
 }
 
@@ -1412,7 +1691,8 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
         .open_file(&r.path, &opts)
         .map_err(|e| format!("cannot open {}: {e}", r.path))?;
     let meta = handle.meta().map_err(|e| e.to_string())?;
-    if (meta.dev, meta.ino, meta.creation_time) != (r.file.dev, r.file.inode, r.file.creation_time) {
+    if (meta.dev, meta.ino, meta.creation_time) != (r.file.dev, r.file.inode, r.file.creation_time)
+    {
         return Err(format!("{} is another file now", r.path));
     }
     let key = FileKey {
@@ -1429,7 +1709,10 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
         volatile: r.volatile_id,
     };
     {
-        let mut files = server.files.lock().map_err(|_| "file table poisoned".to_string())?;
+        let mut files = server
+            .files
+            .lock()
+            .map_err(|_| "file table poisoned".to_string())?;
         if !files.check_share(&key, r.granted_access, r.share_access) {
             return Err("conflicts with another restored open".into());
         }
@@ -1494,6 +1777,7 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
             restored: true,
         },
         create_action: FILE_OPENED,
+        committed: true,
     });
     server.durable.counts(&t);
     Ok(())
@@ -1501,11 +1785,15 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
 
 /// The open root of a share directory, shared with tree connects (`Server::roots`).
 fn share_root(server: &Server, path: &std::path::Path) -> Result<Arc<ShareRoot>, String> {
-    let mut roots = server.roots.lock().map_err(|_| "share roots poisoned".to_string())?;
+    let mut roots = server
+        .roots
+        .lock()
+        .map_err(|_| "share roots poisoned".to_string())?;
     if let Some(r) = roots.get(path) {
         return Ok(r.clone());
     }
-    let root = Arc::new(ShareRoot::open(path).map_err(|e| format!("share {}: {e}", path.display()))?);
+    let root =
+        Arc::new(ShareRoot::open(path).map_err(|e| format!("share {}: {e}", path.display()))?);
     roots.insert(path.to_path_buf(), root.clone());
     Ok(root)
 }

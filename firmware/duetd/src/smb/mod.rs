@@ -257,7 +257,11 @@ impl Markers {
             .and_then(|mut h| h.queued.pop_front())
             .unwrap_or_default();
         for t in tickets {
-            t.wait()?;
+            match t.wait() {
+                // A removal of a record that is gone already: nothing to wait for.
+                Ok(_) | Err(duet_state::StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -438,6 +442,15 @@ impl FileId {
     }
 }
 
+/// What the first related member of a chain inherits (see [`Conn::handle_chain`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChainStart {
+    pub file_id: Option<FileId>,
+    pub create_err: Option<u32>,
+    pub session_id: u64,
+    pub tree_id: u32,
+}
+
 /// What a handler answers.
 pub enum Reply {
     /// A response body (from StructureSize on) with its status.
@@ -512,6 +525,14 @@ pub struct Conn {
     /// need no signature and every response goes out sealed, unsigned.
     encrypted: Option<(u64, Arc<session::Encryption>)>,
     mailbox: Arc<Mailbox>,
+    /// Per-open replay state of this connection's opens (MS-SMB2 Open.ChannelSequence,
+    /// Open.IsReplayEligible), by volatile id; kept by `durable.rs`.
+    pub replay_state: std::cell::RefCell<HashMap<u64, durable::ReplayState>>,
+    /// Set while a frame (a request or a compound chain) is handled: durable-handle records
+    /// granted meanwhile are committed when its response goes (`durable::end_of_frame`).
+    pub in_frame: bool,
+    /// Persistent ids of durable opens granted in the frame being handled.
+    pub durable_deferred: Vec<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -570,6 +591,9 @@ impl Conn {
             last_response_signer: None,
             encrypted: None,
             mailbox,
+            replay_state: Default::default(),
+            in_frame: false,
+            durable_deferred: Vec::new(),
         }
     }
 
@@ -633,17 +657,26 @@ impl Conn {
 
     /// The SMB2 message (or compound chain) of one frame, in clear.
     fn handle_messages(&mut self, frame: &[u8]) -> Flow {
+        self.handle_chain(frame, ChainStart::default())
+    }
+
+    /// A chain of messages whose first related member inherits `start` (the rest of a
+    /// compound whose CREATE waited for an oplock break resumes with its outcome, `oplock.rs`).
+    fn handle_chain(&mut self, frame: &[u8], start: ChainStart) -> Flow {
+        self.in_frame = true;
         self.response_signer = None;
         self.last_response_signer = None;
         let mut out: Vec<u8> = Vec::new();
         let mut last_start: Option<usize> = None;
         let mut off = 0usize;
-        let mut related_file_id: Option<FileId> = None;
-        let mut related_session = 0u64;
-        let mut related_tree = 0u32;
+        let mut related_file_id: Option<FileId> = start.file_id;
+        let mut related_session = start.session_id;
+        let mut related_tree = start.tree_id;
         // The FileId related members use: set by a successful CREATE or by any member that
         // named an open explicitly; cleared by every unrelated member (MS-SMB2 3.3.5.2.7.2).
-        let mut create_err: Option<u32> = None;
+        let mut create_err: Option<u32> = start.create_err;
+        // Set when a CREATE in the middle waits for an oplock break: the rest waits with it.
+        let mut parked = false;
         loop {
             let rest = &frame[off..];
             let hdr = match Header::new_checked(rest) {
@@ -711,6 +744,24 @@ impl Conn {
             match result {
                 Ok(Reply::None) => {
                     reply_status = status::SUCCESS;
+                }
+                Ok(Reply::Pending { async_id })
+                    if next != 0 && command == Some(Command::Create) && oplock::park_rest(self, async_id, &rest[next..]) =>
+                {
+                    // A CREATE that waits for an oplock break may go async in the middle
+                    // of a compound (MS-SMB2 <266>): the members after it run once it is done.
+                    reply_status = status::PENDING;
+                    parked = true;
+                    self.append_response(
+                        &mut out,
+                        &mut last_start,
+                        &hdr,
+                        session_id,
+                        tree_id,
+                        status::PENDING,
+                        Payload::Slice(&error_body(0)),
+                        Some(async_id),
+                    );
                 }
                 Ok(Reply::Pending { async_id }) if next != 0 => {
                     // Only the last member of a compound may go async; Windows and Samba
@@ -851,7 +902,7 @@ impl Conn {
             } else {
                 0
             };
-            if next == 0 {
+            if next == 0 || parked {
                 break;
             }
             off += next;
@@ -870,6 +921,10 @@ impl Conn {
             );
             self.resign(&mut out, last, sid);
         }
+        // Durable-handle records this frame created go to the state store now (one
+        // submission for an open granted and closed in the same compound: none); the
+        // response waits for them.
+        durable::end_of_frame(self);
         if !out.is_empty() && !self.send_response(out) {
             return Flow::Close;
         }

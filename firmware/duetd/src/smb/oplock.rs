@@ -12,7 +12,8 @@
 //!
 //! Never blocks: a request that must wait for a break goes async (STATUS_PENDING) and is run
 //! again from its saved bytes when the break is acknowledged, times out or its holder
-//! closes. Break notifications go straight into the holder's connection outbox
+//! closes (a CREATE in the middle of a compound takes the members after it along). Directory
+//! leasing is not offered. Break notifications go straight into the holder's connection outbox
 //! (MessageId 0xFFFFFFFFFFFFFFFF, TreeId 0, not signed; sealed when the open was made over
 //! an encrypted request).
 
@@ -209,7 +210,11 @@ impl Lease {
 
     /// The lease create context of a CREATE response (MS-SMB2 2.2.14.2.10, 2.2.14.2.11).
     fn response(&self) -> Vec<u8> {
-        let mut flags = if self.breaking { FLAG_BREAK_IN_PROGRESS } else { 0 };
+        let mut flags = if self.breaking {
+            FLAG_BREAK_IN_PROGRESS
+        } else {
+            0
+        };
         let mut d = Vec::with_capacity(52);
         d.extend_from_slice(&self.key);
         d.put_u32(self.state);
@@ -294,15 +299,28 @@ pub struct FileOplocks {
 
 impl fmt::Debug for FileOplocks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let oplocks: Vec<_> = self.oplocks.iter().map(|o| (o.who, o.level, o.breaking)).collect();
-        let leases: Vec<_> = self.leases.iter().map(|l| (l.state, l.breaking, l.opens.len())).collect();
-        f.debug_struct("FileOplocks").field("oplocks", &oplocks).field("leases", &leases).finish()
+        let oplocks: Vec<_> = self
+            .oplocks
+            .iter()
+            .map(|o| (o.who, o.level, o.breaking))
+            .collect();
+        let leases: Vec<_> = self
+            .leases
+            .iter()
+            .map(|l| (l.state, l.breaking, l.opens.len()))
+            .collect();
+        f.debug_struct("FileOplocks")
+            .field("oplocks", &oplocks)
+            .field("leases", &leases)
+            .finish()
     }
 }
 
 impl FileOplocks {
     fn find_lease(&self, client: &Guid, key: &Guid) -> Option<usize> {
-        self.leases.iter().position(|l| l.client == *client && l.key == *key)
+        self.leases
+            .iter()
+            .position(|l| l.client == *client && l.key == *key)
     }
 
     /// The caching `who` holds through its oplock or lease.
@@ -310,7 +328,10 @@ impl FileOplocks {
         if let Some(l) = self.leases.iter().find(|l| l.holds(who)) {
             return l.state;
         }
-        self.oplocks.iter().find(|o| o.who == who).map_or(0, |o| oplock_bits(o.level))
+        self.oplocks
+            .iter()
+            .find(|o| o.who == who)
+            .map_or(0, |o| oplock_bits(o.level))
     }
 
     fn any_breaking(&self) -> bool {
@@ -322,7 +343,10 @@ impl FileOplocks {
         if self.leases.iter().any(|l| l.holds(who)) {
             return LEVEL_LEASE;
         }
-        self.oplocks.iter().find(|o| o.who == who).map_or(LEVEL_NONE, |o| o.level)
+        self.oplocks
+            .iter()
+            .find(|o| o.who == who)
+            .map_or(LEVEL_NONE, |o| o.level)
     }
 }
 
@@ -341,6 +365,8 @@ struct Waiter {
     credit_charge: u16,
     target: AsyncTarget,
     seal: Option<(u64, Arc<session::Encryption>)>,
+    /// The members of its compound after it, run once it completed.
+    rest: Option<Vec<u8>>,
 }
 
 /// Server-wide oplock and lease state beside the file entries (a field of `FileTable`).
@@ -385,7 +411,11 @@ pub fn open_removed(reg: &mut Registry, oplocks: &mut FileOplocks, who: OpenRef)
 fn wake(server: &Server, reg: &mut Registry, key: FileKey) {
     reg.waiters.retain(|w| {
         if w.key == key {
-            tracing::debug!(conn = w.conn, async_id = w.async_id, "waiting request runs again");
+            tracing::debug!(
+                conn = w.conn,
+                async_id = w.async_id,
+                "waiting request runs again"
+            );
         }
         w.key != key
             || server.post(
@@ -446,6 +476,7 @@ fn wait(conn: &mut Conn, req: &Req, reg: &mut Registry, key: FileKey) -> HResult
         credit_charge: req.credit_charge,
         target,
         seal: conn.encrypted.clone(),
+        rest: None,
     });
     conn.pending.insert(
         async_id,
@@ -466,14 +497,22 @@ fn retry(conn: &mut Conn, async_id: u64) {
             return;
         };
         let reg = &mut files.oplock;
-        let Some(i) = reg.waiters.iter().position(|w| w.conn == conn.id && w.async_id == async_id) else {
+        let Some(i) = reg
+            .waiters
+            .iter()
+            .position(|w| w.conn == conn.id && w.async_id == async_id)
+        else {
             return;
         };
         let w = reg.waiters.swap_remove(i);
         reg.retrying.insert(conn.id, w.clone());
         w
     };
-    let result = if conn.sessions.get(&w.session_id).is_some_and(|s| s.is_valid()) {
+    let result = if conn
+        .sessions
+        .get(&w.session_id)
+        .is_some_and(|s| s.is_valid())
+    {
         let req = Req {
             msg: &w.request,
             command: w.command,
@@ -503,7 +542,10 @@ fn retry(conn: &mut Conn, async_id: u64) {
     let (st, body) = match result {
         Ok(Reply::Pending { .. }) => return,
         Ok(Reply::Body { status, body }) => (status, body),
-        Ok(Reply::Framed { status, mut msg }) => (status, msg.split_off(crate::wire::HEADER_LEN.min(msg.len()))),
+        Ok(Reply::Framed { status, mut msg }) => (
+            status,
+            msg.split_off(crate::wire::HEADER_LEN.min(msg.len())),
+        ),
         Ok(Reply::None) => (status::SUCCESS, Vec::new()),
         Err(Fail::Status(st)) => (st, Vec::new()),
         Err(Fail::StatusData(st, data)) => (st, super::error_body_with(&data.to_le_bytes())),
@@ -511,22 +553,83 @@ fn retry(conn: &mut Conn, async_id: u64) {
     };
     conn.pending.remove(&async_id);
     w.target.complete(st, &body);
+    let file_id = (st == status::SUCCESS && w.command == Command::Create)
+        .then(|| {
+            FileId::parse(
+                &crate::wire::Body::new(&[&[0u8; HEADER_LEN][..], &body].concat()),
+                64,
+            )
+            .ok()
+        })
+        .flatten();
+    resume_rest(conn, &w, file_id, st);
 }
 
-/// CANCEL of a request waiting for a break: it completes with `st`.
-pub fn cancel(conn: &mut Conn, async_id: u64, st: u32) {
-    if let Ok(mut files) = conn.server.files.lock() {
-        let reg = &mut files.oplock;
-        if let Some(i) = reg.waiters.iter().position(|w| w.conn == conn.id && w.async_id == async_id) {
-            reg.waiters.swap_remove(i).target.complete(st, &[]);
+/// The rest of the compound of a CREATE that waited (MS-SMB2 <266>): it runs now, its
+/// related members on the CREATE's FileId, or failing with its status.
+fn resume_rest(conn: &mut Conn, w: &Waiter, file_id: Option<FileId>, st: u32) {
+    let Some(rest) = &w.rest else {
+        return;
+    };
+    let start = super::ChainStart {
+        file_id,
+        create_err: (st != status::SUCCESS).then_some(st),
+        session_id: w.session_id,
+        tree_id: w.tree_id,
+    };
+    let outer = std::mem::replace(&mut conn.encrypted, w.seal.clone());
+    conn.handle_chain(rest, start);
+    conn.encrypted = outer;
+}
+
+/// A CREATE in the middle of a compound waits for a break: the members after it wait with
+/// it. False if it is not waiting.
+pub fn park_rest(conn: &Conn, async_id: u64, rest: &[u8]) -> bool {
+    let Ok(mut files) = conn.server.files.lock() else {
+        return false;
+    };
+    let reg = &mut files.oplock;
+    match reg
+        .waiters
+        .iter_mut()
+        .find(|w| w.conn == conn.id && w.async_id == async_id)
+    {
+        Some(w) => {
+            w.rest = Some(rest.to_vec());
+            true
         }
+        None => false,
     }
+}
+
+/// CANCEL of a request waiting for a break: it completes with `st` (and the rest of its
+/// compound with it).
+pub fn cancel(conn: &mut Conn, async_id: u64, st: u32) {
+    let w = {
+        let Ok(mut files) = conn.server.files.lock() else {
+            return;
+        };
+        let reg = &mut files.oplock;
+        let Some(i) = reg
+            .waiters
+            .iter()
+            .position(|w| w.conn == conn.id && w.async_id == async_id)
+        else {
+            return;
+        };
+        reg.waiters.swap_remove(i)
+    };
+    w.target.complete(st, &[]);
+    resume_rest(conn, &w, None, st);
 }
 
 /// Drops a waiting request without answering it.
 pub fn forget(conn: &Conn, async_id: u64) {
     if let Ok(mut files) = conn.server.files.lock() {
-        files.oplock.waiters.retain(|w| !(w.conn == conn.id && w.async_id == async_id));
+        files
+            .oplock
+            .waiters
+            .retain(|w| !(w.conn == conn.id && w.async_id == async_id));
     }
 }
 
@@ -613,7 +716,12 @@ pub struct Granted {
 /// acknowledgement must come first the request waits (`Err(Ok(Reply::Pending))`). Then a
 /// share-mode conflict fails it with STATUS_SHARING_VIOLATION; otherwise the oplock or
 /// lease is computed, recorded and returned for the response.
-pub fn on_open(conn: &mut Conn, req: &Req, files: &mut FileTable, a: &OpenArgs) -> Result<Granted, HResult> {
+pub fn on_open(
+    conn: &mut Conn,
+    req: &Req,
+    files: &mut FileTable,
+    a: &OpenArgs,
+) -> Result<Granted, HResult> {
     let client = conn.neg.client_guid;
     let lease = lease_request(conn, a);
     let FileTable {
@@ -624,7 +732,9 @@ pub fn on_open(conn: &mut Conn, req: &Req, files: &mut FileTable, a: &OpenArgs) 
     // A lease key names one file (MS-SMB2 3.3.5.9.8: another file -> STATUS_INVALID_PARAMETER).
     if let Some(lr) = &lease {
         if let Some(other) = reg.leases.get(&(client, lr.key)) {
-            let live = table.get(other).is_some_and(|e| e.oplocks.find_lease(&client, &lr.key).is_some());
+            let live = table
+                .get(other)
+                .is_some_and(|e| e.oplocks.find_lease(&client, &lr.key).is_some());
             if *other != a.key && live {
                 return Err(Err(Fail::Status(status::INVALID_PARAMETER)));
             }
@@ -632,14 +742,25 @@ pub fn on_open(conn: &mut Conn, req: &Req, files: &mut FileTable, a: &OpenArgs) 
     }
     // Directories get neither oplocks nor leases (no directory leasing).
     let lease = lease.filter(|_| !a.is_dir);
-    let overwrite = matches!(a.disposition, FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF);
+    let overwrite = matches!(
+        a.disposition,
+        FILE_SUPERSEDE | FILE_OVERWRITE | FILE_OVERWRITE_IF
+    );
     let access = a.access | if overwrite { FILE_WRITE_DATA } else { 0 };
     let stat = is_oplock_stat_open(access);
     let now = crate::util::monotonic_ms();
     if !stat && !a.created {
         if let Some(entry) = table.get_mut(&a.key) {
             let first_attempt = !reg.retrying.contains_key(&conn.id);
-            let delay = break_for_open(&mut entry.oplocks, a, lease.as_ref().map(|l| (client, l.key)), access, overwrite, first_attempt, now);
+            let delay = break_for_open(
+                &mut entry.oplocks,
+                a,
+                lease.as_ref().map(|l| (client, l.key)),
+                access,
+                overwrite,
+                first_attempt,
+                now,
+            );
             if entry.oplocks.any_breaking() {
                 reg.breaking.insert(a.key);
             }
@@ -660,12 +781,26 @@ pub fn on_open(conn: &mut Conn, req: &Req, files: &mut FileTable, a: &OpenArgs) 
     let (have_other, got_handle, got_oplock, brlocks) = match table.get(&a.key) {
         Some(e) => {
             let same = |who: OpenRef| {
-                own_lease.is_some_and(|(c, k)| e.oplocks.leases.iter().any(|l| l.client == c && l.key == k && l.holds(who)))
+                own_lease.is_some_and(|(c, k)| {
+                    e.oplocks
+                        .leases
+                        .iter()
+                        .any(|l| l.client == c && l.key == k && l.holds(who))
+                })
             };
             (
-                // Stat opens leave write caching alone (lease.statopen3).
-                e.opens.iter().any(|o| !same(o.who) && !is_oplock_stat_open(o.access)),
-                e.oplocks.leases.iter().any(|l| Some((l.client, l.key)) != own_lease && l.state & HANDLE != 0),
+                // Stat opens leave write caching alone (lease.statopen3), unless they hold
+                // an oplock or a lease themselves (lease.statopen, oplock.batch9).
+                e.opens.iter().any(|o| {
+                    !same(o.who)
+                        && (!is_oplock_stat_open(o.access)
+                            || e.oplocks.leases.iter().any(|l| l.holds(o.who))
+                            || e.oplocks.oplocks.iter().any(|h| h.who == o.who))
+                }),
+                e.oplocks
+                    .leases
+                    .iter()
+                    .any(|l| Some((l.client, l.key)) != own_lease && l.state & HANDLE != 0),
                 e.oplocks.oplocks.iter().any(|o| o.level != LEVEL_NONE),
                 !e.locks.is_empty(),
             )
@@ -690,7 +825,11 @@ pub fn on_open(conn: &mut Conn, req: &Req, files: &mut FileTable, a: &OpenArgs) 
             Some(i) => {
                 // Only a strict upgrade that nothing else prevents, and not while breaking.
                 let l = &mut entry.oplocks.leases[i];
-                if l.state & lr.state == l.state && granted != l.state && granted == lr.state && !l.breaking {
+                if l.state & lr.state == l.state
+                    && granted != l.state
+                    && granted == lr.state
+                    && !l.breaking
+                {
                     l.state = granted;
                     l.epoch = l.epoch.wrapping_add(1);
                 }
@@ -733,15 +872,23 @@ pub fn on_open(conn: &mut Conn, req: &Req, files: &mut FileTable, a: &OpenArgs) 
     }
     let level = level_of(granted);
     if level != LEVEL_NONE {
-        table.entry(a.key).or_default().oplocks.oplocks.push(Oplock {
-            who: a.who,
-            file_id: a.file_id,
-            level,
-            breaking: None,
-            to: Notifier::of(conn, req.session_id),
-        });
+        table
+            .entry(a.key)
+            .or_default()
+            .oplocks
+            .oplocks
+            .push(Oplock {
+                who: a.who,
+                file_id: a.file_id,
+                level,
+                breaking: None,
+                to: Notifier::of(conn, req.session_id),
+            });
     }
-    Ok(Granted { level, context: None })
+    Ok(Granted {
+        level,
+        context: None,
+    })
 }
 
 /// The breaks an open causes (after Samba's delay_for_oplock, which follows Windows): from
@@ -770,7 +917,11 @@ fn break_for_open(
             continue;
         }
         // Oplocks break to level II or none; an overwrite breaks to none.
-        let to = if overwrite || to & READ == 0 { LEVEL_NONE } else { LEVEL_II };
+        let to = if overwrite || to & READ == 0 {
+            LEVEL_NONE
+        } else {
+            LEVEL_II
+        };
         let awaiting = break_oplock(o, to, now);
         if e & delay_mask != 0 && awaiting {
             delay = true;
@@ -817,7 +968,10 @@ pub fn contend(conn: &Conn, vol: u64) {
     let Some(key) = conn.opens.get(&vol).and_then(|o| o.key) else {
         return;
     };
-    let who = OpenRef { conn: conn.id, volatile: vol };
+    let who = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
     let Ok(mut files) = conn.server.files.lock() else {
         return;
     };
@@ -852,9 +1006,18 @@ pub fn contend(conn: &Conn, vol: u64) {
 
 /// The handle caching of the other leases on the file of open `vol` breaks; returns the
 /// number of breaks that await an acknowledgement.
-fn break_handles(conn: &Conn, reg: &mut Registry, table: &mut HashMap<FileKey, super::files::FileEntry>, vol: u64, only_lease_holders: bool) -> Option<(FileKey, bool)> {
+fn break_handles(
+    conn: &Conn,
+    reg: &mut Registry,
+    table: &mut HashMap<FileKey, super::files::FileEntry>,
+    vol: u64,
+    only_lease_holders: bool,
+) -> Option<(FileKey, bool)> {
     let key = conn.opens.get(&vol).and_then(|o| o.key)?;
-    let who = OpenRef { conn: conn.id, volatile: vol };
+    let who = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
     let e = table.get_mut(&key)?;
     let f = &mut e.oplocks;
     let own = f.leases.iter().position(|l| l.holds(who));
@@ -922,15 +1085,24 @@ pub fn handle_break(conn: &mut Conn, req: &Req) -> HResult {
         .get(&vol)
         .and_then(|o| o.key)
         .ok_or(Fail::Status(status::INVALID_OPLOCK_PROTOCOL))?;
-    let who = OpenRef { conn: conn.id, volatile: vol };
+    let who = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
     let server = conn.server.clone();
-    let mut files = server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+    let mut files = server
+        .files
+        .lock()
+        .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
     let FileTable {
         files: table,
         oplock: reg,
         ..
     } = &mut *files;
-    let f = &mut table.get_mut(&key).ok_or(Fail::Status(status::INVALID_OPLOCK_PROTOCOL))?.oplocks;
+    let f = &mut table
+        .get_mut(&key)
+        .ok_or(Fail::Status(status::INVALID_OPLOCK_PROTOCOL))?
+        .oplocks;
     tracing::debug!(?who, level, "oplock break acknowledgement");
     let Some(o) = f.oplocks.iter_mut().find(|o| o.who == who) else {
         return Err(Fail::Status(status::INVALID_OPLOCK_PROTOCOL));
@@ -945,7 +1117,11 @@ pub fn handle_break(conn: &mut Conn, req: &Req) -> HResult {
         LEVEL_BATCH => matches!(level, LEVEL_II | LEVEL_NONE | LEVEL_EXCLUSIVE),
         _ => level == LEVEL_NONE,
     };
-    let new = if level == LEVEL_II && to == LEVEL_II { LEVEL_II } else { LEVEL_NONE };
+    let new = if level == LEVEL_II && to == LEVEL_II {
+        LEVEL_II
+    } else {
+        LEVEL_NONE
+    };
     o.breaking = None;
     o.level = if valid { new } else { LEVEL_NONE };
     f.oplocks.retain(|o| o.level != LEVEL_NONE);
@@ -966,11 +1142,17 @@ pub fn handle_break(conn: &mut Conn, req: &Req) -> HResult {
 fn lease_ack(conn: &mut Conn, req: &Req) -> HResult {
     let b = req.body();
     conn.tree(req)?;
-    let lkey: Guid = b.bytes(8, 16)?.try_into().map_err(|_| Fail::Status(status::INVALID_PARAMETER))?;
+    let lkey: Guid = b
+        .bytes(8, 16)?
+        .try_into()
+        .map_err(|_| Fail::Status(status::INVALID_PARAMETER))?;
     let state = b.u32(24)?;
     let client = conn.neg.client_guid;
     let server = conn.server.clone();
-    let mut files = server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+    let mut files = server
+        .files
+        .lock()
+        .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
     let FileTable {
         files: table,
         oplock: reg,
@@ -1071,14 +1253,27 @@ pub fn tick(server: &Server, now: u64) {
 
 /// What open `who` caches, as a durable handle's record keeps it (`durable.rs`): its
 /// oplock level, or its lease (`client` is the open's ClientGuid).
-pub fn durable_caching(files: &FileTable, key: &FileKey, who: OpenRef, client: &Guid) -> duet_state::Caching {
+pub fn durable_caching(
+    files: &FileTable,
+    key: &FileKey,
+    who: OpenRef,
+    client: &Guid,
+) -> duet_state::Caching {
     use duet_state::Caching;
     let Some(e) = files.files.get(key) else {
         return Caching::None;
     };
     let f = &e.oplocks;
-    if let Some(l) = f.leases.iter().find(|l| l.holds(who) && l.client == *client) {
-        let mut flags = if l.breaking { FLAG_BREAK_IN_PROGRESS } else { 0 };
+    if let Some(l) = f
+        .leases
+        .iter()
+        .find(|l| l.holds(who) && l.client == *client)
+    {
+        let mut flags = if l.breaking {
+            FLAG_BREAK_IN_PROGRESS
+        } else {
+            0
+        };
         if l.parent.is_some() {
             flags |= FLAG_PARENT_LEASE_KEY_SET;
         }
@@ -1091,7 +1286,12 @@ pub fn durable_caching(files: &FileTable, key: &FileKey, who: OpenRef, client: &
             flags,
         });
     }
-    match f.oplocks.iter().find(|o| o.who == who).map_or(LEVEL_NONE, |o| o.level) {
+    match f
+        .oplocks
+        .iter()
+        .find(|o| o.who == who)
+        .map_or(LEVEL_NONE, |o| o.level)
+    {
         LEVEL_BATCH => Caching::Batch,
         LEVEL_EXCLUSIVE => Caching::Exclusive,
         LEVEL_II => Caching::LevelII,
@@ -1113,14 +1313,25 @@ pub fn granted_now(files: &FileTable, key: &FileKey, who: OpenRef) -> Granted {
         };
     }
     Granted {
-        level: f.oplocks.iter().find(|o| o.who == who).map_or(LEVEL_NONE, |o| o.level),
+        level: f
+            .oplocks
+            .iter()
+            .find(|o| o.who == who)
+            .map_or(LEVEL_NONE, |o| o.level),
         context: None,
     }
 }
 
 /// A durable reconnect: open `from`'s oplock, or its place in its lease, becomes `to`'s,
 /// and breaks go to connection `conn` (session `session_id`) from now on.
-pub fn reattach(conn: &Conn, session_id: u64, files: &mut FileTable, key: &FileKey, from: OpenRef, to: OpenRef) {
+pub fn reattach(
+    conn: &Conn,
+    session_id: u64,
+    files: &mut FileTable,
+    key: &FileKey,
+    from: OpenRef,
+    to: OpenRef,
+) {
     let FileTable {
         files: table,
         oplock: reg,
@@ -1148,7 +1359,14 @@ pub fn reattach(conn: &Conn, session_id: u64, files: &mut FileTable, key: &FileK
 /// Startup: a durable open restored from the state store gets its oplock or lease back.
 /// Until its client reconnects nobody can be told of a break, so a break completes at once
 /// (as if acknowledged to none).
-pub fn restore(files: &mut FileTable, key: FileKey, who: OpenRef, file_id: FileId, client: Guid, caching: &duet_state::Caching) {
+pub fn restore(
+    files: &mut FileTable,
+    key: FileKey,
+    who: OpenRef,
+    file_id: FileId,
+    client: Guid,
+    caching: &duet_state::Caching,
+) {
     use duet_state::Caching;
     let (tx, _) = tokio::sync::mpsc::unbounded_channel();
     let nobody = Notifier {

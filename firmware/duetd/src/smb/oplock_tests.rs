@@ -50,8 +50,17 @@ impl Msg {
 /// A break notification as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Break {
-    Oplock { fid: FileId, level: u8 },
-    Lease { key: [u8; 16], from: u32, to: u32, ack: bool, epoch: u16 },
+    Oplock {
+        fid: FileId,
+        level: u8,
+    },
+    Lease {
+        key: [u8; 16],
+        from: u32,
+        to: u32,
+        ack: bool,
+        epoch: u16,
+    },
 }
 
 /// What a CREATE asks.
@@ -213,13 +222,18 @@ impl Peer {
     /// The final response to request `mid`, if it came (an interim STATUS_PENDING is not).
     fn response(&mut self, mid: u64) -> Option<Msg> {
         self.drain();
-        let i = self.got.iter().position(|m| m.mid == mid && !m.is_interim())?;
+        let i = self
+            .got
+            .iter()
+            .position(|m| m.mid == mid && !m.is_interim())?;
         Some(self.got.remove(i))
     }
 
     /// Whether request `mid` was answered STATUS_PENDING.
     fn went_async(&self, mid: u64) -> bool {
-        self.got.iter().any(|m| m.mid == mid && m.is_interim() && m.flags & flags::ASYNC_COMMAND != 0)
+        self.got
+            .iter()
+            .any(|m| m.mid == mid && m.is_interim() && m.flags & flags::ASYNC_COMMAND != 0)
     }
 
     /// The break notifications received so far (taken).
@@ -260,63 +274,83 @@ impl Peer {
     }
 
     fn create_send(&mut self, a: &Ask) -> u64 {
-        let name: Vec<u8> = a.name.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-        let mut ctx = Vec::new();
-        if let Some((k, state)) = a.lease {
-            let mut data = Vec::new();
-            data.extend_from_slice(&lease_key(k));
-            data.put_u32(state);
-            let (flags, parent, epoch) = match a.v2 {
-                Some((epoch, parent)) => (parent.map_or(0, |_| 4u32), parent.map(lease_key), Some(epoch)),
-                None => (0, None, None),
-            };
-            data.put_u32(flags);
-            data.put_u64(0);
-            if let Some(epoch) = epoch {
-                data.extend_from_slice(&parent.unwrap_or_default());
-                data.put_u16(epoch);
-                data.put_u16(0);
-            }
-            ctx.put_u32(0);
-            ctx.put_u16(16);
-            ctx.put_u16(4);
-            ctx.put_u16(0);
-            ctx.put_u16(24);
-            ctx.put_u32(data.len() as u32);
-            ctx.extend_from_slice(b"RqLs");
-            ctx.put_u32(0);
-            ctx.extend_from_slice(&data);
-        }
-        let mut b = Vec::new();
-        b.put_u16(57);
-        b.put_u8(0);
-        b.put_u8(a.oplock);
-        b.put_u32(2);
-        b.put_u64(0);
-        b.put_u64(0);
-        b.put_u32(a.access);
-        b.put_u32(0);
-        b.put_u32(a.share);
-        b.put_u32(a.disposition);
-        b.put_u32(a.options);
-        b.put_u16((HEADER_LEN + 56) as u16);
-        b.put_u16(name.len() as u16);
-        let name_end = 56 + name.len();
-        let ctx_at = (name_end + 7) / 8 * 8;
-        b.put_u32(if ctx.is_empty() { 0 } else { (HEADER_LEN + ctx_at) as u32 });
-        b.put_u32(ctx.len() as u32);
-        b.extend_from_slice(&name);
-        if ctx.is_empty() {
-            if name.is_empty() {
-                b.push(0);
-            }
-        } else {
-            b.resize(ctx_at, 0);
-            b.extend_from_slice(&ctx);
-        }
+        let b = create_body(a);
         self.send(Command::Create, &b)
     }
+}
 
+/// A CREATE request body.
+fn create_body(a: &Ask) -> Vec<u8> {
+    let name: Vec<u8> = a
+        .name
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    let mut ctx = Vec::new();
+    if let Some((k, state)) = a.lease {
+        let mut data = Vec::new();
+        data.extend_from_slice(&lease_key(k));
+        data.put_u32(state);
+        let (flags, parent, epoch) = match a.v2 {
+            Some((epoch, parent)) => (
+                parent.map_or(0, |_| 4u32),
+                parent.map(lease_key),
+                Some(epoch),
+            ),
+            None => (0, None, None),
+        };
+        data.put_u32(flags);
+        data.put_u64(0);
+        if let Some(epoch) = epoch {
+            data.extend_from_slice(&parent.unwrap_or_default());
+            data.put_u16(epoch);
+            data.put_u16(0);
+        }
+        ctx.put_u32(0);
+        ctx.put_u16(16);
+        ctx.put_u16(4);
+        ctx.put_u16(0);
+        ctx.put_u16(24);
+        ctx.put_u32(data.len() as u32);
+        ctx.extend_from_slice(b"RqLs");
+        ctx.put_u32(0);
+        ctx.extend_from_slice(&data);
+    }
+    let mut b = Vec::new();
+    b.put_u16(57);
+    b.put_u8(0);
+    b.put_u8(a.oplock);
+    b.put_u32(2);
+    b.put_u64(0);
+    b.put_u64(0);
+    b.put_u32(a.access);
+    b.put_u32(0);
+    b.put_u32(a.share);
+    b.put_u32(a.disposition);
+    b.put_u32(a.options);
+    b.put_u16((HEADER_LEN + 56) as u16);
+    b.put_u16(name.len() as u16);
+    let name_end = 56 + name.len();
+    let ctx_at = name_end.div_ceil(8) * 8;
+    b.put_u32(if ctx.is_empty() {
+        0
+    } else {
+        (HEADER_LEN + ctx_at) as u32
+    });
+    b.put_u32(ctx.len() as u32);
+    b.extend_from_slice(&name);
+    if ctx.is_empty() {
+        if name.is_empty() {
+            b.push(0);
+        }
+    } else {
+        b.resize(ctx_at, 0);
+        b.extend_from_slice(&ctx);
+    }
+    b
+}
+
+impl Peer {
     /// The outcome of CREATE `mid`; None while it waits.
     fn created(&mut self, mid: u64) -> Option<Result<Opened, u32>> {
         let m = self.response(mid)?;
@@ -354,7 +388,9 @@ impl Peer {
 
     fn open(&mut self, a: &Ask) -> Opened {
         let mid = self.create_send(a);
-        self.created(mid).expect("answered at once").expect("opened")
+        self.created(mid)
+            .expect("answered at once")
+            .expect("opened")
     }
 
     fn close(&mut self, fid: FileId) -> u32 {
@@ -486,7 +522,15 @@ fn lease_break(key: u8, from: u32, to: u32, ack: bool) -> Break {
 fn no_epoch(b: Vec<Break>) -> Vec<Break> {
     b.into_iter()
         .map(|b| match b {
-            Break::Lease { key, from, to, ack, .. } => Break::Lease { key, from, to, ack, epoch: 0 },
+            Break::Lease {
+                key, from, to, ack, ..
+            } => Break::Lease {
+                key,
+                from,
+                to,
+                ack,
+                epoch: 0,
+            },
             o => o,
         })
         .collect()
@@ -507,7 +551,13 @@ fn a_batch_oplock_breaks_to_level_two_and_the_second_open_waits_for_the_ack() {
     let mid = b.create_send(&ask("f").oplock(LEVEL_BATCH));
     assert!(b.went_async(mid), "the second open waits for the break");
     assert!(b.created(mid).is_none());
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h1.fid, level: LEVEL_II }]);
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h1.fid,
+            level: LEVEL_II
+        }]
+    );
     assert_eq!(a.ack_oplock(h1.fid, LEVEL_II), (status::SUCCESS, LEVEL_II));
     b.pump();
     let h2 = b.created(mid).unwrap().unwrap();
@@ -515,9 +565,24 @@ fn a_batch_oplock_breaks_to_level_two_and_the_second_open_waits_for_the_ack() {
     // A write through either breaks both level II oplocks to none, the writer's own too,
     // and nobody acknowledges that.
     assert_eq!(b.write(h2.fid, b"x"), status::SUCCESS);
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h1.fid, level: LEVEL_NONE }]);
-    assert_eq!(b.breaks(), vec![Break::Oplock { fid: h2.fid, level: LEVEL_NONE }]);
-    assert_eq!(a.ack_oplock(h1.fid, LEVEL_NONE).0, status::INVALID_OPLOCK_PROTOCOL);
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h1.fid,
+            level: LEVEL_NONE
+        }]
+    );
+    assert_eq!(
+        b.breaks(),
+        vec![Break::Oplock {
+            fid: h2.fid,
+            level: LEVEL_NONE
+        }]
+    );
+    assert_eq!(
+        a.ack_oplock(h1.fid, LEVEL_NONE).0,
+        status::INVALID_OPLOCK_PROTOCOL
+    );
     assert_eq!(b.write(h2.fid, b"y"), status::SUCCESS);
     assert!(a.breaks().is_empty() && b.breaks().is_empty());
 }
@@ -531,7 +596,10 @@ fn share_mode_conflicts_break_batch_first_and_leave_exclusive_alone() {
     let h1 = a.open(&ask("x").oplock(LEVEL_EXCLUSIVE).share(0));
     assert_eq!(h1.level, LEVEL_EXCLUSIVE);
     let mid = b.create_send(&ask("x"));
-    assert_eq!(b.created(mid).unwrap().unwrap_err(), status::SHARING_VIOLATION);
+    assert_eq!(
+        b.created(mid).unwrap().unwrap_err(),
+        status::SHARING_VIOLATION
+    );
     assert!(a.breaks().is_empty());
     assert_eq!(a.close(h1.fid), 0);
     // Batch, sharing nothing: the holder is asked to give up its handle first, so the open
@@ -539,13 +607,25 @@ fn share_mode_conflicts_break_batch_first_and_leave_exclusive_alone() {
     let h1 = a.open(&ask("b").oplock(LEVEL_BATCH).share(0));
     let mid = b.create_send(&ask("b"));
     assert!(b.went_async(mid));
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h1.fid, level: LEVEL_II }]);
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h1.fid,
+            level: LEVEL_II
+        }]
+    );
     assert_eq!(a.ack_oplock(h1.fid, LEVEL_II), (status::SUCCESS, LEVEL_II));
     b.pump();
-    assert_eq!(b.created(mid).unwrap().unwrap_err(), status::SHARING_VIOLATION);
+    assert_eq!(
+        b.created(mid).unwrap().unwrap_err(),
+        status::SHARING_VIOLATION
+    );
     // Level II is not broken by a mere open.
     let mid = b.create_send(&ask("b"));
-    assert_eq!(b.created(mid).unwrap().unwrap_err(), status::SHARING_VIOLATION);
+    assert_eq!(
+        b.created(mid).unwrap().unwrap_err(),
+        status::SHARING_VIOLATION
+    );
     assert!(a.breaks().is_empty());
 }
 
@@ -577,14 +657,36 @@ fn stat_opens_neither_break_nor_get_oplocks_on_existing_files() {
     assert_eq!(b.close(h2.fid), 0);
     // READ_CONTROL is no stat access for oplocks: it breaks.
     let mid = b.create_send(&ask("s").access(READ_CONTROL));
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h1.fid, level: LEVEL_II }]);
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h1.fid,
+            level: LEVEL_II
+        }]
+    );
     a.ack_oplock(h1.fid, LEVEL_II);
     b.pump();
-    assert!(b.created(mid).unwrap().is_ok());
+    let rc = b.created(mid).unwrap().unwrap();
+    assert_eq!(b.close(rc.fid), 0);
+    // The stat open holding level II is another open: no batch beside it (oplock.batch9).
+    let full = b.open(&ask("s").oplock(LEVEL_BATCH));
+    assert_eq!(full.level, LEVEL_II);
+    assert_eq!(b.close(full.fid), 0);
     // An overwrite is never a stat open: it breaks level II to none.
-    let h3 = b.open(&ask("s").access(attrs).disposition(OVERWRITE_IF).oplock(LEVEL_II));
+    let h3 = b.open(
+        &ask("s")
+            .access(attrs)
+            .disposition(OVERWRITE_IF)
+            .oplock(LEVEL_II),
+    );
     assert_eq!(h3.level, LEVEL_II);
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h1.fid, level: LEVEL_NONE }]);
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h1.fid,
+            level: LEVEL_NONE
+        }]
+    );
 }
 
 #[test]
@@ -617,14 +719,23 @@ fn oplock_acknowledgement_errors() {
     let mut b = Peer::new(&kit, 2);
     let h1 = a.open(&ask("f").oplock(LEVEL_EXCLUSIVE));
     // Not breaking.
-    assert_eq!(a.ack_oplock(h1.fid, LEVEL_II).0, status::INVALID_OPLOCK_PROTOCOL);
+    assert_eq!(
+        a.ack_oplock(h1.fid, LEVEL_II).0,
+        status::INVALID_OPLOCK_PROTOCOL
+    );
     // Unknown handle.
-    let bogus = FileId { persistent: 1, volatile: 2 };
+    let bogus = FileId {
+        persistent: 1,
+        volatile: 2,
+    };
     assert_eq!(a.ack_oplock(bogus, LEVEL_II).0, status::FILE_CLOSED);
     // Exclusive acknowledged as batch: refused, and the oplock is gone.
     let mid = b.create_send(&ask("f"));
     assert_eq!(a.breaks().len(), 1);
-    assert_eq!(a.ack_oplock(h1.fid, LEVEL_BATCH).0, status::INVALID_OPLOCK_PROTOCOL);
+    assert_eq!(
+        a.ack_oplock(h1.fid, LEVEL_BATCH).0,
+        status::INVALID_OPLOCK_PROTOCOL
+    );
     b.pump();
     assert!(b.created(mid).unwrap().is_ok());
     assert_eq!(a.write(h1.fid, b"x"), 0);
@@ -633,12 +744,24 @@ fn oplock_acknowledgement_errors() {
     let h2 = a.open(&ask("g").oplock(LEVEL_BATCH));
     b.create_send(&ask("g"));
     assert_eq!(a.breaks().len(), 1);
-    assert_eq!(a.ack_oplock(h2.fid, LEVEL_LEASE).0, status::INVALID_PARAMETER);
+    assert_eq!(
+        a.ack_oplock(h2.fid, LEVEL_LEASE).0,
+        status::INVALID_PARAMETER
+    );
     // A break to none acknowledged as level II ends at none.
     let h3 = a.open(&ask("h").oplock(LEVEL_BATCH));
     b.create_send(&ask("h").disposition(OVERWRITE_IF));
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h3.fid, level: LEVEL_NONE }]);
-    assert_eq!(a.ack_oplock(h3.fid, LEVEL_II), (status::SUCCESS, LEVEL_NONE));
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h3.fid,
+            level: LEVEL_NONE
+        }]
+    );
+    assert_eq!(
+        a.ack_oplock(h3.fid, LEVEL_II),
+        (status::SUCCESS, LEVEL_NONE)
+    );
 }
 
 #[test]
@@ -652,12 +775,18 @@ fn an_unacknowledged_break_times_out_after_35_seconds() {
     let now = crate::util::monotonic_ms();
     tick(&kit.server, now + BREAK_TIMEOUT_MS - 2000);
     a.pump();
-    assert!(a.created(mid).is_none(), "still waiting before the deadline");
+    assert!(
+        a.created(mid).is_none(),
+        "still waiting before the deadline"
+    );
     tick(&kit.server, now + BREAK_TIMEOUT_MS + 1000);
     a.pump();
     assert_eq!(a.created(mid).unwrap().unwrap().level, LEVEL_II);
     // The first open's oplock is gone: a late acknowledgement is refused.
-    assert_eq!(a.ack_oplock(h1.fid, LEVEL_II).0, status::INVALID_OPLOCK_PROTOCOL);
+    assert_eq!(
+        a.ack_oplock(h1.fid, LEVEL_II).0,
+        status::INVALID_OPLOCK_PROTOCOL
+    );
 }
 
 #[test]
@@ -681,7 +810,16 @@ fn writes_locks_and_size_changes_break_read_caching_but_not_the_writers_own() {
     assert!(a.breaks().is_empty());
     let mut got = b.breaks();
     got.sort_by_key(|b| format!("{b:?}"));
-    assert_eq!(got, vec![lease_break(2, R, 0, false), Break::Oplock { fid: s.fid, level: LEVEL_NONE }]);
+    assert_eq!(
+        got,
+        vec![
+            lease_break(2, R, 0, false),
+            Break::Oplock {
+                fid: s.fid,
+                level: LEVEL_NONE
+            }
+        ]
+    );
     // A size change through the other lease breaks the first one.
     assert_eq!(b.set_eof(l2.fid, 0), 0);
     assert_eq!(no_epoch(a.breaks()), vec![lease_break(1, R, 0, false)]);
@@ -692,18 +830,34 @@ fn lease_grants_follow_the_requested_state_and_upgrade_only_strictly() {
     let kit = Kit::new();
     let mut a = Peer::new(&kit, 1);
     // Only states with read caching are granted (H, W and HW alone are not).
-    for (asked, got) in [(0, 0), (R, R), (HANDLE, 0), (WRITE, 0), (RH, RH), (RW, RW), (HANDLE | WRITE, 0), (RWH, RWH)] {
+    for (asked, got) in [
+        (0, 0),
+        (R, R),
+        (HANDLE, 0),
+        (WRITE, 0),
+        (RH, RH),
+        (RW, RW),
+        (HANDLE | WRITE, 0),
+        (RWH, RWH),
+    ] {
         let h = a.open(&ask("f").lease(1, asked));
         assert_eq!(h.level, LEVEL_LEASE);
         let (key, state, flags, _, version) = h.lease.unwrap();
-        assert_eq!((key, state, flags, version), (lease_key(1), got, 0, 1), "asked {asked:#x}");
+        assert_eq!(
+            (key, state, flags, version),
+            (lease_key(1), got, 0, 1),
+            "asked {asked:#x}"
+        );
         assert_eq!(a.close(h.fid), 0);
     }
     // With the lease held: RH -> RW is no upgrade (RH stays), RH -> RWH is, RWH -> RH keeps RWH.
     let h = a.open(&ask("g").lease(2, RH));
-    assert_eq!(a.open(&ask("g").lease(2, RW)).lease.unwrap().1, RH);
-    assert_eq!(a.open(&ask("g").lease(2, RWH)).lease.unwrap().1, RWH);
-    assert_eq!(a.open(&ask("g").lease(2, RH)).lease.unwrap().1, RWH);
+    let mut g = vec![h.fid];
+    for (asked, now) in [(RW, RH), (RWH, RWH), (RH, RWH)] {
+        let o = a.open(&ask("g").lease(2, asked));
+        assert_eq!(o.lease.unwrap().1, now, "asked {asked:#x}");
+        g.push(o.fid);
+    }
     assert!(a.breaks().is_empty());
     // Another lease on the file prevents W: the upgrade to RWH does not happen at all.
     let k = a.open(&ask("k").lease(3, R));
@@ -713,23 +867,39 @@ fn lease_grants_follow_the_requested_state_and_upgrade_only_strictly() {
     assert_eq!(a.open(&ask("k").lease(3, RH)).lease.unwrap().1, RH);
     // A lease key names one file.
     let mid = a.create_send(&ask("other").lease(2, RWH));
-    assert_eq!(a.created(mid).unwrap().unwrap_err(), status::INVALID_PARAMETER);
-    let dir = ask("d").lease(2, RWH).options(super::super::create::FILE_DIRECTORY_FILE);
+    assert_eq!(
+        a.created(mid).unwrap().unwrap_err(),
+        status::INVALID_PARAMETER
+    );
+    let dir = ask("d")
+        .lease(2, RWH)
+        .options(super::super::create::FILE_DIRECTORY_FILE);
     let mid = a.create_send(&dir);
-    assert_eq!(a.created(mid).unwrap().unwrap_err(), status::INVALID_PARAMETER);
+    assert_eq!(
+        a.created(mid).unwrap().unwrap_err(),
+        status::INVALID_PARAMETER
+    );
     // Directories get no lease (no directory leasing) and no oplock.
-    let d = a.open(&ask("d2").lease(9, RWH).options(super::super::create::FILE_DIRECTORY_FILE));
+    let d = a.open(
+        &ask("d2")
+            .lease(9, RWH)
+            .options(super::super::create::FILE_DIRECTORY_FILE),
+    );
     assert_eq!((d.level, d.lease.is_none()), (LEVEL_NONE, true));
-    assert_eq!(a.close(h.fid), 0);
-    assert_eq!(a.close(k.fid), 0);
     // Once every open of a lease closed, its key is free for another file.
-    let mut all = Vec::new();
-    a.drain();
-    for name in ["g"] {
-        let _ = name;
+    let last = g.pop().unwrap();
+    for fid in g {
+        assert_eq!(a.close(fid), 0);
     }
-    all.push(a.open(&ask("fresh").lease(5, RWH)));
-    assert_eq!(all[0].lease.unwrap().1, RWH);
+    let mid = a.create_send(&ask("fresh").lease(2, RWH));
+    assert_eq!(
+        a.created(mid).unwrap().unwrap_err(),
+        status::INVALID_PARAMETER,
+        "lease 2 still has an open of g"
+    );
+    assert_eq!(a.close(last), 0);
+    assert_eq!(a.open(&ask("fresh").lease(2, RWH)).lease.unwrap().1, RWH);
+    assert_eq!(a.close(k.fid), 0);
 }
 
 #[test]
@@ -759,7 +929,11 @@ fn a_contending_lease_breaks_the_holder_as_windows_does() {
         if held == broken {
             assert!(brk.is_empty(), "{held:#x}/{asked:#x}");
         } else {
-            assert_eq!(brk, vec![lease_break(1, held, broken, true)], "{held:#x}/{asked:#x}");
+            assert_eq!(
+                brk,
+                vec![lease_break(1, held, broken, true)],
+                "{held:#x}/{asked:#x}"
+            );
             assert!(a.went_async(mid), "a W break is waited for");
             assert_eq!(a.ack_lease(1, broken), (status::SUCCESS, broken));
             a.pump();
@@ -785,7 +959,13 @@ fn leases_and_oplocks_contend_like_their_lease_states() {
     // An oplock holder keeps leases from handle caching; batch breaks to level II.
     let h = a.open(&ask("g").oplock(LEVEL_BATCH));
     let mid = a.create_send(&ask("g").lease(2, RWH));
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h.fid, level: LEVEL_II }]);
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h.fid,
+            level: LEVEL_II
+        }]
+    );
     a.ack_oplock(h.fid, LEVEL_II);
     a.pump();
     assert_eq!(a.created(mid).unwrap().unwrap().lease.unwrap().1, R);
@@ -802,10 +982,18 @@ fn a_lease_break_in_progress_is_reported_to_its_own_key_and_acks_are_checked() {
     // The same key still opens, seeing the current state and the break in progress.
     let same = a.open(&ask("f").lease(1, RWH));
     assert_eq!(same.lease.unwrap().1, RWH);
-    assert_eq!(same.lease.unwrap().2, 0x2, "SMB2_LEASE_FLAG_BREAK_IN_PROGRESS");
+    assert_eq!(
+        same.lease.unwrap().2,
+        0x2,
+        "SMB2_LEASE_FLAG_BREAK_IN_PROGRESS"
+    );
     // Acknowledgements: more than offered is refused and the break stays under way.
     for bad in [RWH, RW, RH, R, WRITE, HANDLE] {
-        assert_eq!(a.ack_lease(1, bad).0, status::REQUEST_NOT_ACCEPTED, "{bad:#x}");
+        assert_eq!(
+            a.ack_lease(1, bad).0,
+            status::REQUEST_NOT_ACCEPTED,
+            "{bad:#x}"
+        );
     }
     assert_eq!(a.ack_lease(7, 0).0, status::OBJECT_NAME_NOT_FOUND);
     assert_eq!(a.ack_lease(1, 0), (status::SUCCESS, 0));
@@ -835,19 +1023,37 @@ fn a_conflict_during_a_break_makes_it_go_on_in_steps() {
     let trunc = a.create_send(&ask("f").disposition(OVERWRITE_IF));
     assert_eq!(
         a.breaks(),
-        vec![Break::Lease { key: lease_key(1), from: RWH, to: RH, ack: true, epoch: 0x12 }]
+        vec![Break::Lease {
+            key: lease_key(1),
+            from: RWH,
+            to: RH,
+            ack: true,
+            epoch: 0x12
+        }]
     );
     assert_eq!(a.ack_lease(1, RH), (status::SUCCESS, RH));
     a.pump();
     assert_eq!(
         a.breaks(),
-        vec![Break::Lease { key: lease_key(1), from: RH, to: R, ack: true, epoch: 0x12 }]
+        vec![Break::Lease {
+            key: lease_key(1),
+            from: RH,
+            to: R,
+            ack: true,
+            epoch: 0x12
+        }]
     );
     assert!(a.created(open).is_none() && a.created(trunc).is_none());
     assert_eq!(a.ack_lease(1, R), (status::SUCCESS, R));
     assert_eq!(
         a.breaks(),
-        vec![Break::Lease { key: lease_key(1), from: R, to: 0, ack: false, epoch: 0x12 }]
+        vec![Break::Lease {
+            key: lease_key(1),
+            from: R,
+            to: 0,
+            ack: false,
+            epoch: 0x12
+        }]
     );
     a.pump();
     assert!(a.created(open).unwrap().is_ok());
@@ -860,26 +1066,51 @@ fn v2_leases_count_epochs_and_answer_in_the_version_they_were_made() {
     let mut a = Peer::new(&kit, 1);
     let h = a.open(&ask("f").lease(1, R).v2(0x4711, Some(8)));
     let (_, state, flags, epoch, version) = h.lease.unwrap();
-    assert_eq!((state, flags, epoch, version), (R, 0x4, 0x4712, 2), "PARENT_LEASE_KEY_SET echoed");
+    assert_eq!(
+        (state, flags, epoch, version),
+        (R, 0x4, 0x4712, 2),
+        "PARENT_LEASE_KEY_SET echoed"
+    );
     // An upgrade through a v1 request: a v2 answer, epoch + 1.
     let up = a.open(&ask("f").lease(1, RH)).lease.unwrap();
     assert_eq!((up.1, up.3, up.4), (RH, 0x4713, 2));
     // No change, no new epoch.
-    assert_eq!(a.open(&ask("f").lease(1, RH).v2(0x11, None)).lease.unwrap().3, 0x4713);
+    assert_eq!(
+        a.open(&ask("f").lease(1, RH).v2(0x11, None))
+            .lease
+            .unwrap()
+            .3,
+        0x4713
+    );
     // A break carries the next epoch.
     a.create_send(&ask("f").share(1));
     assert_eq!(
         a.breaks(),
-        vec![Break::Lease { key: lease_key(1), from: RH, to: R, ack: true, epoch: 0x4714 }]
+        vec![Break::Lease {
+            key: lease_key(1),
+            from: RH,
+            to: R,
+            ack: true,
+            epoch: 0x4714
+        }]
     );
     // A lease made by a v1 request answers v1 even to v2 requests.
     let v1 = a.open(&ask("g").lease(2, R)).lease.unwrap();
     assert_eq!(v1.4, 1);
-    assert_eq!(a.open(&ask("g").lease(2, RW).v2(5, None)).lease.unwrap().4, 1);
+    assert_eq!(
+        a.open(&ask("g").lease(2, RW).v2(5, None)).lease.unwrap().4,
+        1
+    );
     // On SMB 2.1 a v2 context is read as v1; on 2.0.2 leases do not exist.
     let mut old = Peer::new(&kit, 3);
     old.conn.neg.dialect = DIALECT_210;
-    assert_eq!(old.open(&ask("h").lease(3, RWH).v2(1, None)).lease.unwrap().4, 1);
+    assert_eq!(
+        old.open(&ask("h").lease(3, RWH).v2(1, None))
+            .lease
+            .unwrap()
+            .4,
+        1
+    );
     old.conn.neg.dialect = DIALECT_202;
     let none = old.open(&ask("i").lease(4, RWH));
     assert_eq!((none.level, none.lease.is_none()), (LEVEL_NONE, true));
@@ -938,7 +1169,11 @@ fn renames_wait_for_handle_caching_and_deletes_take_it() {
     let mut a = Peer::new(&kit, 1);
     let mut b = Peer::new(&kit, 2);
     a.open(&ask("u").lease(1, RH));
-    let doc = b.open(&ask("u").access(0x0001_0000).options(super::super::create::FILE_DELETE_ON_CLOSE));
+    let doc = b.open(
+        &ask("u")
+            .access(0x0001_0000)
+            .options(super::super::create::FILE_DELETE_ON_CLOSE),
+    );
     assert_eq!(no_epoch(a.breaks()), vec![lease_break(1, RH, R, true)]);
     assert_eq!(b.close(doc.fid), 0);
     a.open(&ask("v").lease(2, RH));
@@ -974,7 +1209,8 @@ fn break_notifications_are_sealed_for_opens_made_over_encryption() {
     let mut a = Peer::new(&kit, 1);
     let mut b = Peer::new(&kit, 2);
     let enc = Arc::new(
-        session::Encryption::new(duet_auth::CipherId::Aes128Gcm, &[7; 16], &[8; 16], [1; 8]).unwrap(),
+        session::Encryption::new(duet_auth::CipherId::Aes128Gcm, &[7; 16], &[8; 16], [1; 8])
+            .unwrap(),
     );
     // As if the CREATE had come in a transform frame of this session.
     a.conn.encrypted = Some((SESSION_ID, enc));
@@ -989,5 +1225,135 @@ fn break_notifications_are_sealed_for_opens_made_over_encryption() {
     // An open made in clear gets its breaks in clear.
     let h = a.open(&ask("g").oplock(LEVEL_BATCH));
     b.create_send(&ask("g"));
-    assert_eq!(a.breaks(), vec![Break::Oplock { fid: h.fid, level: LEVEL_II }]);
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h.fid,
+            level: LEVEL_II
+        }]
+    );
+}
+
+#[test]
+fn stat_opens_count_as_other_opens_only_with_a_lease() {
+    let attrs = FILE_READ_ATTRIBUTES;
+    // A stat open without a lease does not keep a lease from write caching (statopen3).
+    let kit = Kit::new();
+    let mut a = Peer::new(&kit, 1);
+    let f = a.open(&ask("f")).fid;
+    a.close(f);
+    a.open(&ask("f").access(attrs));
+    assert_eq!(a.open(&ask("f").lease(1, RWH)).lease.unwrap().1, RWH);
+    // A stat open holding a lease does: the other lease gets RH (statopen).
+    let kit = Kit::new();
+    let mut a = Peer::new(&kit, 1);
+    let g = a.open(&ask("g")).fid;
+    a.close(g);
+    let stat = a.open(&ask("g").access(attrs).share(0).lease(1, RWH));
+    assert_eq!(stat.lease.unwrap().1, RWH);
+    let mid = a.create_send(&ask("g").lease(2, RWH));
+    assert_eq!(no_epoch(a.breaks()), vec![lease_break(1, RWH, RH, true)]);
+    a.ack_lease(1, RH);
+    a.pump();
+    assert_eq!(a.created(mid).unwrap().unwrap().lease.unwrap().1, RH);
+    // Stat opens with READ_CONTROL do not break leases (statopen4), other access does.
+    let kit = Kit::new();
+    let mut a = Peer::new(&kit, 1);
+    a.open(&ask("h").lease(1, RWH));
+    let h = a.open(&ask("h").access(READ_CONTROL | SYNCHRONIZE)).fid;
+    a.close(h);
+    assert!(a.breaks().is_empty());
+    a.create_send(&ask("h").access(0x0000_0001));
+    assert_eq!(no_epoch(a.breaks()), vec![lease_break(1, RWH, RH, true)]);
+}
+
+#[test]
+fn a_compounded_create_that_waits_takes_the_rest_of_its_compound_with_it() {
+    // smb2.compound.compound-break: CREATE + related QUERY_INFO while a batch oplock is held.
+    let kit = Kit::new();
+    let mut a = Peer::new(&kit, 1);
+    let h = a.open(&ask("f").oplock(LEVEL_BATCH));
+    // FILE_READ_EA makes it no stat open.
+    let mut create = create_body(
+        &ask("f")
+            .access(FILE_READ_ATTRIBUTES | 0x8 | SYNCHRONIZE)
+            .disposition(1),
+    );
+    let header = |cmd: Command, mid: u64, related: bool| {
+        let mut m = vec![0u8; HEADER_LEN];
+        m[0..4].copy_from_slice(&[0xFE, b'S', b'M', b'B']);
+        m[4..6].copy_from_slice(&64u16.to_le_bytes());
+        m[6..8].copy_from_slice(&1u16.to_le_bytes());
+        m[12..14].copy_from_slice(&(cmd as u16).to_le_bytes());
+        m[14..16].copy_from_slice(&64u16.to_le_bytes());
+        if related {
+            m[16..20].copy_from_slice(&flags::RELATED_OPERATIONS.to_le_bytes());
+        }
+        m[24..32].copy_from_slice(&mid.to_le_bytes());
+        m[36..40].copy_from_slice(&TREE_ID.to_le_bytes());
+        m[40..48].copy_from_slice(&SESSION_ID.to_le_bytes());
+        m
+    };
+    let (cmid, qmid) = (a.mid, a.mid + 1);
+    a.mid += 2;
+    let mut frame = header(Command::Create, cmid, false);
+    frame.append(&mut create);
+    frame.resize(frame.len().div_ceil(8) * 8, 0);
+    let next = frame.len() as u32;
+    frame[20..24].copy_from_slice(&next.to_le_bytes());
+    frame.extend_from_slice(&header(Command::QueryInfo, qmid, true));
+    let mut q = Vec::new();
+    q.put_u16(41);
+    q.put_u8(1);
+    q.put_u8(0x16);
+    q.put_u32(0x1000);
+    q.put_u16(0);
+    q.put_u16(0);
+    q.put_u32(0);
+    q.put_u32(0);
+    q.put_u32(0);
+    FileId::RELATED.put(&mut q);
+    q.push(0);
+    frame.extend_from_slice(&q);
+    a.conn.handle_frame(&frame);
+    a.drain();
+    assert!(a.went_async(cmid), "the CREATE goes async");
+    assert!(a.response(qmid).is_none(), "the QUERY_INFO waits with it");
+    assert_eq!(
+        a.breaks(),
+        vec![Break::Oplock {
+            fid: h.fid,
+            level: LEVEL_II
+        }]
+    );
+    assert_eq!(a.ack_oplock(h.fid, LEVEL_II).0, status::SUCCESS);
+    a.pump();
+    let created = a.created(cmid).unwrap().unwrap();
+    let info = a.response(qmid).unwrap();
+    assert_eq!(info.status, status::SUCCESS, "runs on the CREATE's handle");
+    assert_eq!(a.close(created.fid), 0);
+}
+
+#[test]
+fn a_lease_under_a_break_is_not_upgraded() {
+    let kit = Kit::new();
+    let mut a = Peer::new(&kit, 1);
+    let mut b = Peer::new(&kit, 2);
+    a.open(&ask("f").lease(1, RH).share(1));
+    // A share-mode conflict takes handle caching and waits.
+    let mid = b.create_send(&ask("f"));
+    assert_eq!(no_epoch(a.breaks()), vec![lease_break(1, RH, R, true)]);
+    let same = a.open(&ask("f").lease(1, RWH).access(1)).lease.unwrap();
+    assert_eq!((same.1, same.2), (RH, 0x2), "no upgrade while breaking");
+    assert_eq!(a.ack_lease(1, R).0, status::SUCCESS);
+    b.pump();
+    assert_eq!(
+        b.created(mid).unwrap().unwrap_err(),
+        status::SHARING_VIOLATION
+    );
+    // After the break an upgrade is possible again.
+    assert_eq!(
+        a.open(&ask("f").lease(1, RWH).access(1)).lease.unwrap().1,
+        RWH
+    );
 }

@@ -26,6 +26,7 @@ pub struct Client {
     pub conn: Conn,
     rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
     mid: u64,
+    pub session_id: u64,
 }
 
 /// What a CREATE request asks.
@@ -71,6 +72,16 @@ impl Kit {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(duet_state::Store::open(state.path()).expect("store"));
+        // The share the kit's tree connects to, as the store knows it (durable handles
+        // are restored by share name).
+        store
+            .add_share(&duet_state::ShareConfig {
+                name: "share".into(),
+                path: dir.path().to_path_buf(),
+                comment: String::new(),
+                read_only: false,
+            })
+            .expect("share");
         let mut cfg = ServerConfig {
             signing_required: false,
             ..Default::default()
@@ -88,6 +99,34 @@ impl Kit {
 
     /// A new connection with its session and tree connect.
     pub fn client(&self) -> Client {
+        self.client_with_session(SESSION_ID)
+    }
+
+    /// Like [`Kit::client`], with session id `session_id`, entered in the server's session
+    /// table as a logon does (durable-handle tests tell live sessions from gone ones).
+    pub fn client_in_session(&self, session_id: u64) -> Client {
+        let c = self.client_with_session(session_id);
+        if let Ok(mut reg) = self.server.sessions.lock() {
+            reg.insert(
+                session_id,
+                session::GlobalSession {
+                    conn_id: c.conn.id,
+                    user: "tester".into(),
+                    signer: Arc::new(duet_auth::Signer::new(
+                        duet_auth::SigningAlgorithm::AesCmac,
+                        [0; 16],
+                    )),
+                    dialect: super::DIALECT_311,
+                    signing_algorithm: duet_auth::SigningAlgorithm::AesCmac,
+                    cipher: None,
+                    client_guid: c.conn.neg.client_guid,
+                },
+            );
+        }
+        c
+    }
+
+    fn client_with_session(&self, session_id: u64) -> Client {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let addr = "127.0.0.1:445".parse().expect("addr");
         let mut conn = Conn::new(self.server.clone(), addr, addr, Outbox::new(tx));
@@ -107,9 +146,9 @@ impl Kit {
             },
         );
         conn.sessions.insert(
-            SESSION_ID,
+            session_id,
             Session {
-                id: SESSION_ID,
+                id: session_id,
                 state: session::SessionState::Valid,
                 user: "tester".into(),
                 domain: String::new(),
@@ -121,12 +160,114 @@ impl Kit {
                 next_tree_id: TREE_ID + 1,
             },
         );
-        Client { conn, rx, mid: 0 }
+        Client {
+            conn,
+            rx,
+            mid: 0,
+            session_id,
+        }
     }
 
     pub fn path(&self, rel: &str) -> std::path::PathBuf {
         self.dir.path().join(rel)
     }
+
+    /// The daemon dies and starts again on the same share and state directory: a new
+    /// server on the reopened store, with its recorded durable handles restored. Every
+    /// client of the old server must be gone (dropped) first.
+    pub fn restart(self) -> Kit {
+        let Kit {
+            server,
+            root,
+            dir,
+            _state,
+        } = self;
+        let cfg = server.cfg.clone();
+        drop(root);
+        assert_eq!(Arc::strong_count(&server), 1, "a client of the old server is alive");
+        drop(server);
+        let store = Arc::new(duet_state::Store::open(_state.path()).expect("store"));
+        let server = Server::new(cfg, store);
+        super::durable::restore(&server).expect("restore");
+        let root = server
+            .roots
+            .lock()
+            .expect("roots")
+            .get(dir.path())
+            .cloned()
+            .unwrap_or_else(|| Arc::new(ShareRoot::open(dir.path()).expect("share root")));
+        server
+            .roots
+            .lock()
+            .expect("roots")
+            .insert(dir.path().to_path_buf(), root.clone());
+        Kit {
+            server,
+            root,
+            dir,
+            _state,
+        }
+    }
+}
+
+/// A CREATE request body with an oplock level and create contexts (name, data).
+pub fn create_body(a: &CreateArgs, oplock: u8, contexts: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
+    let name = utf16(&a.name);
+    let mut b = Vec::new();
+    b.put_u16(57);
+    b.put_u8(0);
+    b.put_u8(oplock);
+    b.put_u32(2);
+    b.put_u64(0);
+    b.put_u64(0);
+    b.put_u32(a.desired);
+    b.put_u32(a.attributes);
+    b.put_u32(a.share);
+    b.put_u32(a.disposition);
+    b.put_u32(a.options);
+    b.put_u16((HEADER_LEN + 56) as u16);
+    b.put_u16(name.len() as u16);
+    let ctx_at = b.len();
+    b.put_u32(0);
+    b.put_u32(0);
+    b.extend_from_slice(&name);
+    if !contexts.is_empty() {
+        while b.len() % 8 != 0 {
+            b.push(0);
+        }
+        let start = b.len();
+        let mut prev: Option<usize> = None;
+        for (cname, data) in contexts {
+            while b.len() % 8 != 0 {
+                b.push(0);
+            }
+            let here = b.len();
+            if let Some(p) = prev {
+                let next = (here - p) as u32;
+                b[p..p + 4].copy_from_slice(&next.to_le_bytes());
+            }
+            b.put_u32(0);
+            b.put_u16(16);
+            b.put_u16(cname.len() as u16);
+            b.put_u16(0);
+            let data_off = (16 + cname.len()).div_ceil(8) * 8;
+            b.put_u16(if data.is_empty() { 0 } else { data_off as u16 });
+            b.put_u32(data.len() as u32);
+            b.extend_from_slice(cname);
+            while b.len() - here < data_off {
+                b.push(0);
+            }
+            b.extend_from_slice(data);
+            prev = Some(here);
+        }
+        let off = (HEADER_LEN + start) as u32;
+        let len = (b.len() - start) as u32;
+        b[ctx_at..ctx_at + 4].copy_from_slice(&off.to_le_bytes());
+        b[ctx_at + 4..ctx_at + 8].copy_from_slice(&len.to_le_bytes());
+    } else if name.is_empty() {
+        b.push(0);
+    }
+    b
 }
 
 fn utf16(s: &str) -> Vec<u8> {
@@ -144,7 +285,7 @@ impl Client {
         msg[14..16].copy_from_slice(&64u16.to_le_bytes());
         msg[24..32].copy_from_slice(&self.mid.to_le_bytes());
         msg[36..40].copy_from_slice(&TREE_ID.to_le_bytes());
-        msg[40..48].copy_from_slice(&SESSION_ID.to_le_bytes());
+        msg[40..48].copy_from_slice(&self.session_id.to_le_bytes());
         self.mid += 1;
         msg.extend_from_slice(body);
         self.conn.handle_frame(&msg);
@@ -182,7 +323,7 @@ impl Client {
         msg[14..16].copy_from_slice(&64u16.to_le_bytes());
         msg[24..32].copy_from_slice(&self.mid.to_le_bytes());
         msg[36..40].copy_from_slice(&TREE_ID.to_le_bytes());
-        msg[40..48].copy_from_slice(&SESSION_ID.to_le_bytes());
+        msg[40..48].copy_from_slice(&self.session_id.to_le_bytes());
         self.mid += 1;
         msg
     }
@@ -223,6 +364,90 @@ impl Client {
             action: u32_at(4),
             attributes: u32_at(56),
         })
+    }
+
+    /// A CREATE with an oplock level, create contexts (name, data) and header flags;
+    /// returns the status and the response body.
+    pub fn create_ex(
+        &mut self,
+        a: &CreateArgs,
+        oplock: u8,
+        contexts: &[(&[u8], Vec<u8>)],
+        flags: u32,
+    ) -> (u32, Vec<u8>) {
+        let b = create_body(a, oplock, contexts);
+        self.request_flags(Command::Create, &b, flags)
+    }
+
+    /// [`Client::request`] with header flags.
+    pub fn request_flags(&mut self, cmd: Command, body: &[u8], flags: u32) -> (u32, Vec<u8>) {
+        let mut msg = self.header(cmd);
+        msg[16..20].copy_from_slice(&flags.to_le_bytes());
+        msg.extend_from_slice(body);
+        self.conn.handle_frame(&msg);
+        let resp = self.next_message().expect("a response");
+        let st = u32::from_le_bytes(resp[8..12].try_into().expect("status"));
+        (st, resp[HEADER_LEN..].to_vec())
+    }
+
+    /// WRITE `data` at `offset`.
+    pub fn write(&mut self, fid: FileId, offset: u64, data: &[u8]) -> u32 {
+        let mut b = Vec::new();
+        b.put_u16(49);
+        b.put_u16((HEADER_LEN + 48) as u16);
+        b.put_u32(data.len() as u32);
+        b.put_u64(offset);
+        fid.put(&mut b);
+        b.put_u32(0);
+        b.put_u32(0);
+        b.put_u16(0);
+        b.put_u16(0);
+        b.put_u32(0);
+        b.extend_from_slice(data);
+        self.request(Command::Write, &b).0
+    }
+
+    /// READ `len` bytes at `offset`: the status and the data.
+    pub fn read(&mut self, fid: FileId, offset: u64, len: u32) -> (u32, Vec<u8>) {
+        let mut b = Vec::new();
+        b.put_u16(49);
+        b.put_u8(0);
+        b.put_u8(0);
+        b.put_u32(len);
+        b.put_u64(offset);
+        fid.put(&mut b);
+        b.put_u32(0);
+        b.put_u32(0);
+        b.put_u32(0);
+        b.put_u16(0);
+        b.put_u16(0);
+        b.push(0);
+        let (st, body) = self.request(Command::Read, &b);
+        if st != 0 {
+            return (st, Vec::new());
+        }
+        let off = body[2] as usize - HEADER_LEN;
+        let n = u32::from_le_bytes(body[4..8].try_into().expect("len")) as usize;
+        (st, body[off..off + n].to_vec())
+    }
+
+    /// LOCK with one element (MS-SMB2 2.2.26) and lock sequence `sequence`.
+    pub fn lock(&mut self, fid: FileId, offset: u64, length: u64, flags: u32, sequence: u32) -> u32 {
+        let mut b = Vec::new();
+        b.put_u16(48);
+        b.put_u16(1);
+        b.put_u32(sequence);
+        fid.put(&mut b);
+        b.put_u64(offset);
+        b.put_u64(length);
+        b.put_u32(flags);
+        b.put_u32(0);
+        self.request(Command::Lock, &b).0
+    }
+
+    /// LOGOFF; the session goes once the response is out.
+    pub fn logoff(&mut self) -> u32 {
+        self.request(Command::Logoff, &[4, 0, 0, 0]).0
     }
 
     /// Creates (or opens) `name` and closes it again.
