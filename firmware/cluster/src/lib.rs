@@ -66,7 +66,7 @@
 //! The serving node (leader) writes each change into a reliable byte stream to its
 //! partner: items `[len][postcard(item)]`, many per frame when small (batches), spanning
 //! frames when large, kept until acknowledged and resent after `retransmit_after` (40 ms)
-//! without progress. In `Synchronous` mode a change is acknowledged (`Acked`) only once the
+//! without progress (backing off up to 1.28 s while the link is down). In `Synchronous` mode a change is acknowledged (`Acked`) only once the
 //! partner committed it. If the link is lost the leader keeps serving but holds
 //! acknowledgements (`Suspended`) until it may go on alone (`Alone`, role
 //! `DegradedActive`, rule L4 below). When the partner follows again it gets a new stream:
@@ -179,8 +179,11 @@
 //! # Simulation
 //!
 //! [`sim::run`]`(seed)` runs two nodes with a lossy, delaying, duplicating, reordering cable,
-//! a data network with NICs and a gateway, kills and restarts (a restarted node keeps only
-//! its disk), tie-breaker and disk faults, switchovers and forged or replayed frames,
+//! one-way cable faults, a data network with NICs and a gateway (the data network loses at
+//! most two frames in a row while both NICs are up: assumption A1), kills and restarts (a
+//! restarted node keeps only its disk), crashes right after a takeover, staggered boots,
+//! two timing profiles, stalled tie-breaker probes, hung disks, switchovers, and forged,
+//! replayed, reflected and misdirected frames,
 //! checking after every input that no two nodes serve and that every acknowledged change
 //! is in the store of the serving node; then it heals everything and checks that the pair
 //! is synchronous again with equal stores. `tests/sim.rs` runs 2000 seeds

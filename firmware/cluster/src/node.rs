@@ -1148,7 +1148,7 @@ impl Node {
                 && l.out.as_ref().is_some_and(|o| {
                     !o.awaiting_snapshot && o.partner_established && o.partner_applied >= l.last_fed
                 });
-            if r.announced.is_none() {
+            if r.announced.is_none() && drained {
                 return Some(LeadAction::Announce);
             }
             return None;
