@@ -487,7 +487,6 @@ pub fn begin_create(
             if r.eligible && r.conn == conn.id && r.session_id == req.session_id {
                 return Err(replay_response(
                     conn,
-                    req,
                     contexts,
                     requested_oplock,
                     r.volatile,
@@ -579,8 +578,9 @@ fn note_replayable(conn: &Conn, req: &Req, create_guid: Guid, vol: u64, create_a
     let g = (conn.neg.client_guid, create_guid);
     let server = &conn.server;
     let mut t = server.durable.lock();
-    if let Some(old) = t.replays.get(&g).map(|r| r.volatile) {
-        let _ = old;
+    // A replay that made a new open (the old one was no longer eligible) takes the
+    // CreateGuid over.
+    if t.replays.contains_key(&g) {
         t.replay_of.retain(|_, v| *v != g);
     }
     t.replays.insert(
@@ -1131,7 +1131,6 @@ fn move_open(files: &mut super::files::FileTable, key: &FileKey, from: OpenRef, 
 /// does not hold is refused with STATUS_ACCESS_DENIED.
 fn replay_response(
     conn: &mut Conn,
-    req: &Req,
     contexts: &[CreateContext],
     requested: u8,
     vol: u64,
@@ -1194,7 +1193,6 @@ fn replay_response(
     if let Some(c) = granted.context.clone() {
         ctxs.push((b"RqLs", c));
     }
-    let _ = req;
     Ok(Reply::ok(create_response(
         &meta,
         create_action,
