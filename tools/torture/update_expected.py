@@ -20,9 +20,13 @@ for line in open(results):
     if st == 'skip':
         entries[name] = ('skip', entries.get(name, ('', 'skipped by smbtorture'))[1] or 'skipped by smbtorture')
     elif st == 'pass':
+        if entries.get(name, ('', ''))[0] == 'flaky':
+            continue
         entries[name] = ('pass', '')
     else:
         old = entries.get(name, ('', ''))
+        if old[0] == 'flaky':
+            continue
         entries[name] = ('fail', old[1] if old[0] == 'fail' and old[1] else 'UNEXPLAINED')
 with open(path, 'w') as f:
     for h in header:

@@ -169,11 +169,16 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
         "SMB settings"
     );
     let v1_timeout = match store.setting("smb.durable_v1_timeout_secs") {
-        Ok(Some(v)) => Some(v.parse::<u32>().ok().filter(|s| *s <= 24 * 3600).ok_or_else(|| {
-            Exit::Fail(format!(
+        Ok(Some(v)) => Some(
+            v.parse::<u32>()
+                .ok()
+                .filter(|s| *s <= 24 * 3600)
+                .ok_or_else(|| {
+                    Exit::Fail(format!(
                 "setting smb.durable_v1_timeout_secs = {v:?}: expected seconds, at most 86400"
             ))
-        })?),
+                })?,
+        ),
         Ok(None) => None,
         Err(e) => return Err(Exit::Fail(e.to_string())),
     };

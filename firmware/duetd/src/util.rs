@@ -45,5 +45,8 @@ pub fn now_secs() -> u64 {
 /// Milliseconds on a monotonic clock since its first use (break acknowledgment timeouts).
 pub fn monotonic_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }

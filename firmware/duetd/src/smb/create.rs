@@ -568,9 +568,14 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         delete_on_close: c.options & FILE_DELETE_ON_CLOSE != 0,
     };
     conn.opens.insert(file_id.volatile, open);
-    if let Some(ctx) =
-        super::durable::grant(conn, req, &durable_request, file_id.volatile, &oplock, action)
-    {
+    if let Some(ctx) = super::durable::grant(
+        conn,
+        req,
+        &durable_request,
+        file_id.volatile,
+        &oplock,
+        action,
+    ) {
         contexts_out.push(ctx);
     }
 

@@ -18,8 +18,8 @@
 //! durable (`Outbox::hold`), without blocking the connection meanwhile. Disconnects are
 //! committed without holding anything (after a crash every open is disconnected anyway).
 //!
-//! Never holds the durable table lock while waiting for the file table's; the order is
-//! table, then `Server::files`.
+//! Lock order: the durable table, then `Server::files`; never the other way round (the
+//! file-table paths that report to this module, locks and breaks, drop their locks first).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -1151,16 +1151,19 @@ fn replay_response(
         conn: conn.id,
         volatile: vol,
     };
-    let (now, timeout) = {
+    let timeout = conn
+        .server
+        .durable
+        .lock()
+        .get(file_id.persistent)
+        .map_or(0, |e| e.record.timeout_ms);
+    let now = {
         let files = conn
             .server
             .files
             .lock()
             .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
-        let t = conn.server.durable.lock();
-        let timeout = t.get(file_id.persistent).map_or(0, |e| e.record.timeout_ms);
-        drop(t);
-        (oplock::granted_now(&files, &key, who), timeout)
+        oplock::granted_now(&files, &key, who)
     };
     let asked_lease = (requested == LEVEL_LEASE)
         .then(|| lease_key_of(contexts))
@@ -1299,6 +1302,11 @@ pub fn disconnect(conn: &mut Conn, vol: u64) -> bool {
         let Ok(files) = server.files.lock() else {
             return false;
         };
+        if oplock::breaking(&files, &e.key, who) {
+            // Nobody can acknowledge the break now: the open closes, and whoever waits
+            // for the break goes on (3.3.7.1 keeps only an open whose caching is held).
+            return false;
+        }
         e.record.caching = oplock::durable_caching(&files, &e.key, who, &e.record.client_guid);
         fill_locks(&files, &e.key, who, &mut e.record);
     }

@@ -936,7 +936,7 @@ fn an_open_granted_and_closed_in_one_compound_costs_no_commit() {
         BATCH,
         &[dh2q(0, 0, [1; 16])],
     ));
-    while frame.len() % 8 != 0 {
+    while !frame.len().is_multiple_of(8) {
         frame.push(0);
     }
     let next = frame.len() as u32;
@@ -954,4 +954,50 @@ fn an_open_granted_and_closed_in_one_compound_costs_no_commit() {
     assert_eq!(kit.server.store.commit_stats().operations, before);
     assert!(kit.server.durable.lock().is_empty());
     assert!(kit.server.store.list_durable_opens().unwrap().is_empty());
+}
+
+#[test]
+fn an_open_whose_break_is_under_way_is_not_kept_when_its_connection_goes() {
+    let kit = Kit::new();
+    let mut a = kit.client();
+    let d = open(
+        &mut a,
+        &CreateArgs {
+            share: 7,
+            ..file("f")
+        },
+        BATCH,
+        &[dhnq()],
+    );
+    let mut b = kit.client();
+    // B's open must break A's batch oplock: A is told, B waits.
+    let (st, _) = b.create_ex(
+        &CreateArgs {
+            share: 7,
+            ..file("f")
+        },
+        0,
+        &[],
+        0,
+    );
+    assert_eq!(st, status::PENDING);
+    let note = a.next_message().expect("a break notification");
+    assert_eq!(
+        u16::from_le_bytes([note[12], note[13]]),
+        crate::wire::Command::OplockBreak as u16
+    );
+    // A's connection goes before it acknowledges: the open is closed, not parked, and B
+    // goes on at once rather than after the break timeout.
+    drop(a);
+    assert!(kit.server.durable.lock().is_empty());
+    for _ in 0..500 {
+        if stored(&kit, d.fid.persistent).is_none() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(stored(&kit, d.fid.persistent).is_none());
+    b.conn.handle_events();
+    let done = b.next_message().expect("B's final response");
+    assert_eq!(u32::from_le_bytes(done[8..12].try_into().unwrap()), 0);
 }

@@ -83,7 +83,10 @@ pub fn pipe_write(conn: &mut Conn, vol: u64, data: &[u8]) -> Result<(), Fail> {
         .and_then(|o| conn.sessions.get(&o.session_id))
         .map(|s| s.user.clone())
         .unwrap_or_default();
-    let mut open = conn.opens.remove(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let mut open = conn
+        .opens
+        .remove(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     let r = match &mut open.kind {
         OpenKind::Pipe(p) => {
             let host = RpcHost { conn, user };
@@ -118,7 +121,10 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
     check_charge(conn, req, len)?;
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     let handle = match &open.kind {
         OpenKind::Pipe(_) => {
             let (data, more) = pipe_read(conn, vol, len)?;
@@ -126,7 +132,11 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
                 return Err(Fail::Status(status::END_OF_FILE));
             }
             return Ok(Reply::Body {
-                status: if more { status::BUFFER_OVERFLOW } else { status::SUCCESS },
+                status: if more {
+                    status::BUFFER_OVERFLOW
+                } else {
+                    status::SUCCESS
+                },
                 body: read_body(data),
             });
         }
@@ -139,8 +149,15 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::ACCESS_DENIED));
     }
     if let Some(key) = open.key {
-        let who = OpenRef { conn: conn.id, volatile: vol };
-        let files = conn.server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+        let who = OpenRef {
+            conn: conn.id,
+            volatile: vol,
+        };
+        let files = conn
+            .server
+            .files
+            .lock()
+            .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
         if files.io_conflicts(&key, who, offset, len as u64, false) {
             return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
         }
@@ -176,7 +193,10 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
     if n == 0 {
         msg.push(0);
     }
-    Ok(Reply::Framed { status: status::SUCCESS, msg })
+    Ok(Reply::Framed {
+        status: status::SUCCESS,
+        msg,
+    })
 }
 
 fn read_body(data: Vec<u8>) -> Vec<u8> {
@@ -205,7 +225,10 @@ pub fn handle_write(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
     check_charge(conn, req, len)?;
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     let handle = match &open.kind {
         OpenKind::Pipe(_) => {
             pipe_write(conn, vol, data)?;
@@ -225,17 +248,28 @@ pub fn handle_write(conn: &mut Conn, req: &Req) -> HResult {
     } else {
         offset
     };
-    if offset.checked_add(len as u64).is_none_or(|e| e > i64::MAX as u64) {
+    if offset
+        .checked_add(len as u64)
+        .is_none_or(|e| e > i64::MAX as u64)
+    {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
     if let Some(key) = open.key {
-        let who = OpenRef { conn: conn.id, volatile: vol };
-        let files = conn.server.files.lock().map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+        let who = OpenRef {
+            conn: conn.id,
+            volatile: vol,
+        };
+        let files = conn
+            .server
+            .files
+            .lock()
+            .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
         if files.io_conflicts(&key, who, offset, len as u64, true) {
             return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
         }
     }
-    let write_through = flags & WRITEFLAG_WRITE_THROUGH != 0 || open.create_options & FILE_WRITE_THROUGH != 0;
+    let write_through =
+        flags & WRITEFLAG_WRITE_THROUGH != 0 || open.create_options & FILE_WRITE_THROUGH != 0;
     let path = open.path.clone();
     let root = open.root.clone();
     super::oplock::contend(conn, vol);
@@ -274,7 +308,10 @@ pub fn handle_flush(conn: &mut Conn, req: &Req) -> HResult {
     b.expect_structure_size(24)?;
     let fid = FileId::parse(&b, 8)?;
     let vol = lookup_fid(conn, req, fid)?;
-    let open = conn.opens.get(&vol).ok_or(Fail::Status(status::FILE_CLOSED))?;
+    let open = conn
+        .opens
+        .get(&vol)
+        .ok_or(Fail::Status(status::FILE_CLOSED))?;
     if let OpenKind::File(h) = &open.kind {
         if open.granted_access & (FILE_WRITE_DATA | FILE_APPEND_DATA) == 0 {
             return Err(Fail::Status(status::ACCESS_DENIED));

@@ -1495,14 +1495,27 @@ mod tests {
             status::NOT_SUPPORTED
         );
         assert_eq!(
-            ioctl(&mut c, ALL_ONES, FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8, &[], 1).0,
+            ioctl(
+                &mut c,
+                ALL_ONES,
+                FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8,
+                &[],
+                1
+            )
+            .0,
             status::NOT_SUPPORTED
         );
         let kit = Kit::with_config(|c| c.torture_fsctls = true);
         let mut c = kit.client();
         let f = open(&mut c, "f", FILE_ALL_ACCESS);
         assert_eq!(
-            ioctl(&mut c, ALL_ONES, FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8, &[], 1),
+            ioctl(
+                &mut c,
+                ALL_ONES,
+                FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8,
+                &[],
+                1
+            ),
             (status::SUCCESS, vec![])
         );
         assert_eq!(c.conn.read_body_padding, 8);

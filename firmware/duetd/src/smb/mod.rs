@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use duet_auth::{SigningAlgorithm, Signer};
+use duet_auth::{Signer, SigningAlgorithm};
 use duet_state::Store;
 
 use crate::wire::header::{field, flags};
@@ -133,7 +133,11 @@ impl Server {
 
     /// Hands `ev` to connection `conn_id` and wakes it. False if that connection is gone.
     pub fn post(&self, conn_id: u64, ev: ConnEvent) -> bool {
-        let mb = self.mailboxes.lock().ok().and_then(|m| m.get(&conn_id).cloned());
+        let mb = self
+            .mailboxes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&conn_id).cloned());
         match mb {
             Some(mb) => {
                 mb.post(ev);
@@ -176,7 +180,10 @@ impl Mailbox {
         self.wake.notified().await
     }
     fn take(&self) -> Vec<ConnEvent> {
-        self.events.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default()
+        self.events
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
     }
 }
 
@@ -550,8 +557,12 @@ pub struct Pending {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PendingKind {
-    Notify { volatile: u64 },
-    Lock { volatile: u64 },
+    Notify {
+        volatile: u64,
+    },
+    Lock {
+        volatile: u64,
+    },
     /// A CREATE or rename waiting for an oplock or lease break (`oplock.rs`).
     BreakWait,
 }
@@ -688,7 +699,10 @@ impl Conn {
             };
             let next = hdr.next_command() as usize;
             let msg_len = if next == 0 { rest.len() } else { next };
-            if msg_len < HEADER_LEN || msg_len > rest.len() || (next != 0 && !next.is_multiple_of(8)) {
+            if msg_len < HEADER_LEN
+                || msg_len > rest.len()
+                || (next != 0 && !next.is_multiple_of(8))
+            {
                 tracing::warn!(peer = %self.peer, "bad NextCommand; closing connection");
                 return Flow::Close;
             }
@@ -725,11 +739,18 @@ impl Conn {
                         session_id,
                         tree_id,
                         flags: hdr.flags(),
-                        related: related.then_some(Related { file_id: related_file_id, create_err }),
+                        related: related.then_some(Related {
+                            file_id: related_file_id,
+                            create_err,
+                        }),
                         resolved_file_id: std::cell::Cell::new(None),
                         credit_charge: charge,
                     };
-                    let r = if related && session_id == 0 && cmd != Command::SessionSetup && cmd != Command::Negotiate {
+                    let r = if related
+                        && session_id == 0
+                        && cmd != Command::SessionSetup
+                        && cmd != Command::Negotiate
+                    {
                         Err(Fail::Status(status::INVALID_PARAMETER))
                     } else {
                         self.dispatch(&req)
@@ -746,7 +767,9 @@ impl Conn {
                     reply_status = status::SUCCESS;
                 }
                 Ok(Reply::Pending { async_id })
-                    if next != 0 && command == Some(Command::Create) && oplock::park_rest(self, async_id, &rest[next..]) =>
+                    if next != 0
+                        && command == Some(Command::Create)
+                        && oplock::park_rest(self, async_id, &rest[next..]) =>
                 {
                     // A CREATE that waits for an oplock break may go async in the middle
                     // of a compound (MS-SMB2 <266>): the members after it run once it is done.
@@ -879,7 +902,8 @@ impl Conn {
                         }
                     }
                     PreauthTarget::Session(id) => {
-                        if let Some(h) = self.sessions.get_mut(&id).and_then(|s| s.preauth.as_mut()) {
+                        if let Some(h) = self.sessions.get_mut(&id).and_then(|s| s.preauth.as_mut())
+                        {
                             h.update(resp);
                         }
                     }
@@ -992,7 +1016,11 @@ impl Conn {
 
     pub fn check_signature(&self, msg: &[u8], session_id: u64) -> Result<(), Fail> {
         // A message that came sealed with this session's key needs no signature.
-        if self.encrypted.as_ref().is_some_and(|(sid, _)| *sid == session_id) {
+        if self
+            .encrypted
+            .as_ref()
+            .is_some_and(|(sid, _)| *sid == session_id)
+        {
             return Ok(());
         }
         let Some(sess) = self.sessions.get(&session_id) else {
@@ -1067,8 +1095,7 @@ impl Conn {
             h.set_command(req_hdr.command_raw());
             h.set_credit(granted);
             let mut fl = flags::SERVER_TO_REDIR | (req_hdr.flags() & flags::PRIORITY_MASK);
-            if *last_start.as_ref().unwrap_or(&usize::MAX) != usize::MAX || req_hdr.is_related()
-            {
+            if *last_start.as_ref().unwrap_or(&usize::MAX) != usize::MAX || req_hdr.is_related() {
                 fl |= req_hdr.flags() & flags::RELATED_OPERATIONS;
             }
             h.set_message_id(req_hdr.message_id());
@@ -1114,7 +1141,8 @@ impl Conn {
         if let Some(signer) = &self.last_response_signer {
             if st != status::PENDING {
                 let msg = &mut out[start..];
-                let fl = u32::from_le_bytes(msg[16..20].try_into().unwrap_or([0; 4])) | flags::SIGNED;
+                let fl =
+                    u32::from_le_bytes(msg[16..20].try_into().unwrap_or([0; 4])) | flags::SIGNED;
                 msg[16..20].copy_from_slice(&fl.to_le_bytes());
                 signer.sign(msg);
             }
@@ -1153,7 +1181,11 @@ impl Conn {
         let room = max.saturating_sub(outstanding);
         // Always give back at least what the request cost, so the client never starves.
         let grant = asked.max(charge).min(room.max(1)).min(u16::MAX as u64);
-        let grant = if outstanding == 0 { grant.max(1) } else { grant };
+        let grant = if outstanding == 0 {
+            grant.max(1)
+        } else {
+            grant
+        };
         self.credits.grant(grant);
         grant as u16
     }
@@ -1259,7 +1291,10 @@ impl Gate {
     /// A gate that is already open (for messages with no interim response before them,
     /// such as oplock break notifications).
     pub fn opened() -> Arc<Mutex<Gate>> {
-        Arc::new(Mutex::new(Gate { open: true, held: Vec::new() }))
+        Arc::new(Mutex::new(Gate {
+            open: true,
+            held: Vec::new(),
+        }))
     }
 
     /// Opens the gate and sends what it held, in order.

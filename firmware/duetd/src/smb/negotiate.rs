@@ -36,7 +36,13 @@ const SHA_512: u16 = 0x0001;
 pub const MAX_IO: u32 = 8 * 1024 * 1024;
 
 /// Dialects we serve, best first.
-const DIALECTS: [u16; 5] = [DIALECT_311, DIALECT_302, DIALECT_300, DIALECT_210, DIALECT_202];
+const DIALECTS: [u16; 5] = [
+    DIALECT_311,
+    DIALECT_302,
+    DIALECT_300,
+    DIALECT_210,
+    DIALECT_202,
+];
 
 pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
     if conn.neg.done {
@@ -76,7 +82,8 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         for i in 0..ctx_count {
             let msg = req.msg;
             let ty = le_u16(msg, off).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?;
-            let len = le_u16(msg, off + 2).map_err(|_| Fail::Status(status::INVALID_PARAMETER))? as usize;
+            let len =
+                le_u16(msg, off + 2).map_err(|_| Fail::Status(status::INVALID_PARAMETER))? as usize;
             let data = msg
                 .get(off + 8..off + 8 + len)
                 .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
@@ -86,28 +93,50 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
                         return Err(Fail::Status(status::INVALID_PARAMETER));
                     }
                     saw_preauth = true;
-                    let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))? as usize;
-                    let algs = data.get(4..4 + 2 * n).ok_or(Fail::Status(status::INVALID_PARAMETER))?;
-                    if !algs.chunks_exact(2).any(|c| u16::from_le_bytes([c[0], c[1]]) == SHA_512) {
+                    let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?
+                        as usize;
+                    let algs = data
+                        .get(4..4 + 2 * n)
+                        .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+                    if !algs
+                        .chunks_exact(2)
+                        .any(|c| u16::from_le_bytes([c[0], c[1]]) == SHA_512)
+                    {
                         return Err(Fail::Status(status::NO_PREAUTH_INTEGRITY_HASH_OVERLAP));
                     }
                 }
                 ENCRYPTION_CAPABILITIES => {
-                    let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))? as usize;
-                    let ids = data.get(2..2 + 2 * n).ok_or(Fail::Status(status::INVALID_PARAMETER))?;
-                    let ids: Vec<u16> = ids.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                    let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?
+                        as usize;
+                    let ids = data
+                        .get(2..2 + 2 * n)
+                        .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+                    let ids: Vec<u16> = ids
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect();
                     cipher_ctx = Some(CIPHERS.into_iter().find(|c| ids.contains(&(*c as u16))));
                 }
                 SIGNING_CAPABILITIES => {
                     signing_ctx = true;
-                    let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))? as usize;
-                    let algs = data.get(2..2 + 2 * n).ok_or(Fail::Status(status::INVALID_PARAMETER))?;
-                    let algs: Vec<u16> = algs.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                    let n = le_u16(data, 0).map_err(|_| Fail::Status(status::INVALID_PARAMETER))?
+                        as usize;
+                    let algs = data
+                        .get(2..2 + 2 * n)
+                        .ok_or(Fail::Status(status::INVALID_PARAMETER))?;
+                    let algs: Vec<u16> = algs
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect();
                     // Our preference: AES-GMAC, AES-CMAC, HMAC-SHA256, in the client's list.
-                    signing = [(2u16, SigningAlgorithm::AesGmac), (1, SigningAlgorithm::AesCmac), (0, SigningAlgorithm::HmacSha256)]
-                        .into_iter()
-                        .find(|(id, _)| algs.contains(id))
-                        .map(|(_, a)| a);
+                    signing = [
+                        (2u16, SigningAlgorithm::AesGmac),
+                        (1, SigningAlgorithm::AesCmac),
+                        (0, SigningAlgorithm::HmacSha256),
+                    ]
+                    .into_iter()
+                    .find(|(id, _)| algs.contains(id))
+                    .map(|(_, a)| a);
                 }
                 _ => {}
             }
@@ -128,7 +157,11 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         _ => Some(SigningAlgorithm::HmacSha256),
     };
 
-    let mut server_caps = if dialect >= DIALECT_210 { CAP_LARGE_MTU | CAP_LEASING } else { 0 };
+    let mut server_caps = if dialect >= DIALECT_210 {
+        CAP_LARGE_MTU | CAP_LEASING
+    } else {
+        0
+    };
     let cipher = match dialect {
         DIALECT_311 => cipher_ctx.flatten(),
         DIALECT_300 | DIALECT_302 if capabilities & CAP_ENCRYPTION != 0 => {
@@ -137,7 +170,11 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
         }
         _ => None,
     };
-    let max_io = if dialect >= DIALECT_210 { MAX_IO } else { 65536 };
+    let max_io = if dialect >= DIALECT_210 {
+        MAX_IO
+    } else {
+        65536
+    };
     conn.neg.done = true;
     conn.neg.dialect = dialect;
     conn.neg.client_guid = client_guid;

@@ -1420,3 +1420,17 @@ pub fn restore(
 #[cfg(test)]
 #[path = "oplock_tests.rs"]
 mod tests;
+
+/// Whether a break of open `who`'s oplock or lease awaits its acknowledgement (a durable
+/// open whose connection goes then is closed, not kept: MS-SMB2 3.3.7.1 keeps only an
+/// open whose oplock or lease is held).
+pub fn breaking(files: &FileTable, key: &FileKey, who: OpenRef) -> bool {
+    let Some(e) = files.files.get(key) else {
+        return false;
+    };
+    let f = &e.oplocks;
+    f.leases.iter().any(|l| l.holds(who) && l.breaking)
+        || f.oplocks
+            .iter()
+            .any(|o| o.who == who && o.breaking.is_some())
+}

@@ -582,7 +582,10 @@ fn record<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Failures>, key: K, now: 
             !q.is_empty()
         });
         if map.len() >= MAX_TRACKED_KEYS {
-            tracing::warn!(keys = map.len(), "failed-logon table full; forgetting old failures");
+            tracing::warn!(
+                keys = map.len(),
+                "failed-logon table full; forgetting old failures"
+            );
             map.clear();
         }
     }

@@ -184,7 +184,11 @@ impl Kit {
         } = self;
         let cfg = server.cfg.clone();
         drop(root);
-        assert_eq!(Arc::strong_count(&server), 1, "a client of the old server is alive");
+        assert_eq!(
+            Arc::strong_count(&server),
+            1,
+            "a client of the old server is alive"
+        );
         drop(server);
         let store = Arc::new(duet_state::Store::open(_state.path()).expect("store"));
         let server = Server::new(cfg, store);
@@ -232,13 +236,13 @@ pub fn create_body(a: &CreateArgs, oplock: u8, contexts: &[(&[u8], Vec<u8>)]) ->
     b.put_u32(0);
     b.extend_from_slice(&name);
     if !contexts.is_empty() {
-        while b.len() % 8 != 0 {
+        while !b.len().is_multiple_of(8) {
             b.push(0);
         }
         let start = b.len();
         let mut prev: Option<usize> = None;
         for (cname, data) in contexts {
-            while b.len() % 8 != 0 {
+            while !b.len().is_multiple_of(8) {
                 b.push(0);
             }
             let here = b.len();
@@ -432,7 +436,14 @@ impl Client {
     }
 
     /// LOCK with one element (MS-SMB2 2.2.26) and lock sequence `sequence`.
-    pub fn lock(&mut self, fid: FileId, offset: u64, length: u64, flags: u32, sequence: u32) -> u32 {
+    pub fn lock(
+        &mut self,
+        fid: FileId,
+        offset: u64,
+        length: u64,
+        flags: u32,
+        sequence: u32,
+    ) -> u32 {
         let mut b = Vec::new();
         b.put_u16(48);
         b.put_u16(1);

@@ -34,7 +34,12 @@ pub fn handle_connect(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::BAD_NETWORK_NAME));
     }
     let (kind, share_type, max_access, name) = if share.eq_ignore_ascii_case("IPC$") {
-        (TreeKind::Ipc, SHARE_TYPE_PIPE, ACCESS_FULL, "IPC$".to_string())
+        (
+            TreeKind::Ipc,
+            SHARE_TYPE_PIPE,
+            ACCESS_FULL,
+            "IPC$".to_string(),
+        )
     } else {
         let cfg = conn
             .server
@@ -49,7 +54,11 @@ pub fn handle_connect(conn: &mut Conn, req: &Req) -> HResult {
                 Fail::Status(status::BAD_NETWORK_NAME)
             })?;
         let root = open_root(conn, &cfg.path)?;
-        let access = if cfg.read_only { ACCESS_READ_ONLY } else { ACCESS_FULL };
+        let access = if cfg.read_only {
+            ACCESS_READ_ONLY
+        } else {
+            ACCESS_FULL
+        };
         (
             TreeKind::Disk {
                 root,
