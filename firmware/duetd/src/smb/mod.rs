@@ -862,24 +862,13 @@ impl Conn {
                         }
                     }
                 }
-                Err(Fail::Disconnect) => return Flow::Close,
-                Err(Fail::Status(st)) => {
+                Err(fail) => {
+                    let (st, body) = match fail {
+                        Fail::Status(st) => (st, error_body(0)),
+                        Fail::StatusData(st, data) => (st, error_body_with(&data.to_le_bytes())),
+                        Fail::Disconnect => return Flow::Close,
+                    };
                     reply_status = st;
-                    let body = error_body(0);
-                    self.append_response(
-                        &mut out,
-                        &mut last_start,
-                        &hdr,
-                        session_id,
-                        tree_id,
-                        st,
-                        Payload::Slice(&body),
-                        None,
-                    );
-                }
-                Err(Fail::StatusData(st, data)) => {
-                    reply_status = st;
-                    let body = error_body_with(&data.to_le_bytes());
                     self.append_response(
                         &mut out,
                         &mut last_start,
