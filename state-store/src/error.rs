@@ -99,6 +99,10 @@ pub enum StoreError {
         requested: u64,
         first_available: u64,
     },
+
+    /// Local changes are refused: this node does not serve (it mirrors its partner).
+    #[error("{}: change refused: {reason}", path.display())]
+    Fenced { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -176,6 +180,10 @@ impl StoreError {
                 path: path.clone(),
                 requested: *requested,
                 first_available: *first_available,
+            },
+            StoreError::Fenced { path, reason } => StoreError::Fenced {
+                path: path.clone(),
+                reason: reason.clone(),
             },
         }
     }

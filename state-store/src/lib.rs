@@ -75,5 +75,5 @@ pub use model::{
     LOCK_SEQUENCE_ENTRIES,
 };
 pub use nthash::nt_hash;
-pub use store::{Store, SCHEMA_VERSION, STATE_FILE};
+pub use store::{CommitListener, Store, SCHEMA_VERSION, STATE_FILE};
 pub use writer::{CommitStats, Ticket};

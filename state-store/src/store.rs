@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,6 +85,42 @@ pub(crate) struct Shared {
     pub wake: Condvar,
     pub transactions: AtomicU64,
     pub operations: AtomicU64,
+    /// Called after every committed write transaction (see [`Store::set_commit_listener`]).
+    pub listener: RwLock<Option<CommitListener>>,
+    /// Why local writes are refused, if they are (see [`Store::fence_local_writes`]).
+    pub fence: RwLock<Option<String>>,
+}
+
+/// What [`Store::set_commit_listener`] installs.
+pub type CommitListener = Arc<dyn Fn() + Send + Sync>;
+
+impl Shared {
+    /// Tells the listener, if any, that a transaction committed.
+    pub(crate) fn committed(&self) {
+        let l = self
+            .listener
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(l) = l {
+            l();
+        }
+    }
+
+    /// Fails with [`StoreError::Fenced`] while local writes are refused.
+    pub(crate) fn check_fence(&self) -> Result<(), StoreError> {
+        match &*self
+            .fence
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(reason) => Err(StoreError::Fenced {
+                path: self.path.to_path_buf(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl fmt::Debug for Store {
@@ -663,6 +699,8 @@ impl Store {
             wake: Condvar::new(),
             transactions: AtomicU64::new(0),
             operations: AtomicU64::new(0),
+            listener: RwLock::new(None),
+            fence: RwLock::new(None),
         });
         let writer = writer::spawn(Arc::clone(&shared)).map_err(|source| StoreError::Io {
             path: shared.path.to_path_buf(),
@@ -687,6 +725,7 @@ impl Store {
             match result {
                 Ok(r) => {
                     tx.commit()?;
+                    self.shared.committed();
                     Ok(r)
                 }
                 Err(e) => {
@@ -697,6 +736,15 @@ impl Store {
             }
         };
         run().map_err(|e| to_store_error(&self.shared.path, e))
+    }
+
+    /// [`Store::write`] for a local change (not a partner's): refused while fenced.
+    fn local_write<R>(
+        &self,
+        f: impl FnOnce(&mut Tables) -> Result<R, Fail>,
+    ) -> Result<R, StoreError> {
+        self.shared.check_fence()?;
+        self.write(f)
     }
 
     pub(crate) fn read<R>(
@@ -718,7 +766,7 @@ impl Store {
             nt_hash: nt_hash(password),
             created: now_secs(),
         };
-        self.write(|t| {
+        self.local_write(|t| {
             let existing: Option<UserV1> = get_record(&t.users, "users", &fold(name))?;
             if let Some(existing) = existing {
                 return Err(StoreError::AlreadyExists {
@@ -736,7 +784,7 @@ impl Store {
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), StoreError> {
         validate::password(password)?;
         let hash = nt_hash(password);
-        self.write(|t| {
+        self.local_write(|t| {
             let existing: Option<UserV1> = get_record(&t.users, "users", &fold(name))?;
             let Some(mut user) = existing else {
                 return Err(not_found("user", name));
@@ -749,7 +797,7 @@ impl Store {
 
     /// Removes a user. Works even if the user's record is unreadable.
     pub fn remove_user(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|t| {
+        self.local_write(|t| {
             let exists = t.users.get(fold(name).as_str())?.is_some();
             if !exists {
                 return Err(not_found("user", name));
@@ -792,7 +840,7 @@ impl Store {
     /// exist yet).
     pub fn add_share(&self, share: &ShareConfig) -> Result<(), StoreError> {
         let record = validated_share(share)?;
-        self.write(|t| {
+        self.local_write(|t| {
             let existing: Option<ShareV1> = get_record(&t.shares, "shares", &fold(&share.name))?;
             if let Some(existing) = existing {
                 return Err(StoreError::AlreadyExists {
@@ -808,7 +856,7 @@ impl Store {
 
     /// Removes a share. Works even if the share's record is unreadable.
     pub fn remove_share(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|t| {
+        self.local_write(|t| {
             let exists = t.shares.get(fold(name).as_str())?.is_some();
             if !exists {
                 return Err(not_found("share", name));
@@ -856,7 +904,7 @@ impl Store {
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         validate::setting_key(key)?;
         validate::setting_value(value)?;
-        self.write(|t| {
+        self.local_write(|t| {
             commit_change(
                 t,
                 &ChangeV1::SettingPut {
@@ -956,6 +1004,108 @@ impl Store {
         })
     }
 
+    // ---- mirroring: the wire form of a change is its record in the feed ----
+
+    /// Up to `max` feed entries after `seq`, oldest first, as `(seq, bytes)` in the store's
+    /// versioned record form, for shipping to a partner that applies them with
+    /// [`Store::apply_encoded_changes`]. Errors as [`Store::changes_since`].
+    pub fn encoded_changes_since(
+        &self,
+        seq: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let Some(first) = seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        self.read(|tx| {
+            let pruned_through = pruned_through_in(&tx.open_table(META)?)?;
+            if seq < pruned_through {
+                return Err(StoreError::ChangesPruned {
+                    path: self.shared.path.to_path_buf(),
+                    requested: seq,
+                    first_available: pruned_through + 1,
+                }
+                .into());
+            }
+            let table = tx.open_table(CHANGES)?;
+            let mut out = Vec::new();
+            for entry in table.range(first..)?.take(max) {
+                let (seq, value) = entry?;
+                out.push((seq.value(), value.value().to_vec()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Applies a partner's feed entries (from [`Store::encoded_changes_since`]) in one
+    /// transaction, keeping their sequence numbers: all or none. Each is decoded and
+    /// validated as strictly as a local change; one that does not decode (damaged, or a
+    /// record version this build does not know) fails the whole batch, naming it. Works
+    /// while local writes are fenced (a passive node's store is written only this way).
+    pub fn apply_encoded_changes(&self, changes: &[(u64, &[u8])]) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(changes.len());
+        for (seq, bytes) in changes {
+            let v1: ChangeV1 = decode_at("changes", &seq.to_string(), bytes)
+                .map_err(|f| to_store_error(&self.shared.path, f))?;
+            records.push((*seq, validated_change(&ChangeKind::from(v1))?));
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write(|t| {
+            for (seq, record) in &records {
+                commit_change_at(t, *seq, record)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Store::snapshot`] in wire form: `(seq, bytes)` for [`Store::restore_encoded_snapshot`].
+    pub fn encoded_snapshot(&self) -> Result<(u64, Vec<u8>), StoreError> {
+        let snapshot = self.snapshot()?;
+        let records = snapshot_changes(&snapshot)?;
+        let bytes = records::encode(&records).map_err(|e| StoreError::Storage {
+            path: self.shared.path.to_path_buf(),
+            detail: format!("encoding a snapshot: {e}"),
+        })?;
+        Ok((snapshot.seq, bytes))
+    }
+
+    /// [`Store::restore_snapshot`] from the wire form of [`Store::encoded_snapshot`]: every
+    /// record is decoded and validated before anything changes.
+    pub fn restore_encoded_snapshot(&self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let decoded: Vec<ChangeV1> = decode_at("snapshot", &seq.to_string(), bytes)
+            .map_err(|f| to_store_error(&self.shared.path, f))?;
+        let records = decoded
+            .into_iter()
+            .map(|v1| validated_change(&ChangeKind::from(v1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.restore_records(seq, &records)
+    }
+
+    /// Calls `listener` after every committed write transaction (local or a partner's),
+    /// from the committing thread: it must only signal (wake a task), never block or call
+    /// back into the store. `None` removes it.
+    pub fn set_commit_listener(&self, listener: Option<CommitListener>) {
+        *self
+            .shared
+            .listener
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = listener;
+    }
+
+    /// Refuses every local change (SMB state, admin commands) with [`StoreError::Fenced`]
+    /// and `reason` from now on, or accepts them again (`None`). A partner's changes
+    /// ([`Store::apply_encoded_changes`], snapshots) are still applied: this is how a node
+    /// that does not serve keeps its store a pure mirror.
+    pub fn fence_local_writes(&self, reason: Option<String>) {
+        *self
+            .shared
+            .fence
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
+
     /// Every record of the store and the sequence number of the last change they reflect,
     /// read in one consistent view. A partner restores it with [`Store::restore_snapshot`]
     /// and continues with `changes_since(snapshot.seq, ..)`.
@@ -1001,6 +1151,10 @@ impl Store {
     /// if one is refused.
     pub fn restore_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let records = snapshot_changes(snapshot)?;
+        self.restore_records(snapshot.seq, &records)
+    }
+
+    fn restore_records(&self, seq: u64, records: &[ChangeV1]) -> Result<(), StoreError> {
         self.write(|t| {
             t.users.retain(|_, _| false)?;
             t.shares.retain(|_, _| false)?;
@@ -1009,11 +1163,11 @@ impl Store {
             clear(&mut t.opens)?;
             clear(&mut t.sessions)?;
             clear(&mut t.connections)?;
-            for record in &records {
+            for record in records {
                 apply(t, record)?;
             }
-            t.meta.insert(META_LAST_SEQ, snapshot.seq)?;
-            t.meta.insert(META_PRUNED_THROUGH, snapshot.seq)?;
+            t.meta.insert(META_LAST_SEQ, seq)?;
+            t.meta.insert(META_PRUNED_THROUGH, seq)?;
             Ok(())
         })
     }

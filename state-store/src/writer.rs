@@ -258,6 +258,7 @@ fn commit(shared: &Shared, batch: Vec<Pending>) {
         }
         if committed_any {
             tx.commit()?;
+            shared.committed();
         } else {
             tx.abort()?;
         }
@@ -330,6 +331,10 @@ impl Store {
     /// Queues `op` for the commit thread; the returned slot receives its outcome.
     fn enqueue(&self, op: Op) -> Arc<Slot> {
         let slot = Slot::new();
+        if let Err(e) = self.shared.check_fence() {
+            slot.fill(Err(e));
+            return slot;
+        }
         let mut q = lock(&self.shared.queue);
         if q.stopped {
             drop(q);
