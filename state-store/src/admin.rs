@@ -52,7 +52,26 @@ pub enum AdminRequest {
     ShareList,
     SettingSet { key: String, value: String },
     SettingGet { key: String },
+    // Appended: postcard encodes the variant index.
+    /// A command for the pair's cluster core; only a running duetd that is part of a pair
+    /// answers it (see [`serve_with_cluster`]).
+    Cluster(ClusterCommand),
 }
+
+/// What `duetctl cluster ...` asks a running node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterCommand {
+    /// Role, epoch, mirror state, link and tie-breaker, counters.
+    Status,
+    /// Planned switchover: the service moves to the partner with no handle lost.
+    Switchover,
+    /// Operator override: serve now with this node's store (the partner must be down).
+    ForceTakeover,
+}
+
+/// Answers [`AdminRequest::Cluster`]: a report for the operator, or why the command was
+/// refused.
+pub type ClusterHook = Arc<dyn Fn(ClusterCommand) -> Result<String, String> + Send + Sync>;
 
 impl AdminRequest {
     /// Whether the request only reads state.
@@ -96,6 +115,7 @@ impl fmt::Debug for AdminRequest {
             AdminRequest::SettingGet { key } => {
                 f.debug_struct("SettingGet").field("key", key).finish()
             }
+            AdminRequest::Cluster(cmd) => f.debug_tuple("Cluster").field(cmd).finish(),
         }
     }
 }
@@ -114,6 +134,9 @@ pub enum AdminReply {
         code: AdminErrorCode,
         message: String,
     },
+    // Appended.
+    /// A text report for the operator (cluster commands).
+    Text(String),
 }
 
 /// Class of an [`AdminReply::Error`], for callers that branch on it.
@@ -129,6 +152,9 @@ pub enum AdminErrorCode {
     Protocol,
     /// Too many clients at once; try again.
     Busy,
+    // Appended.
+    /// A cluster command was refused (not part of a pair, or the pair's rules forbid it).
+    Cluster,
 }
 
 fn error_reply(e: &StoreError) -> AdminReply {
@@ -170,6 +196,23 @@ pub fn execute(store: &Store, req: AdminRequest) -> AdminReply {
             Ok(value) => AdminReply::Setting(value),
             Err(e) => error_reply(&e),
         },
+        AdminRequest::Cluster(_) => AdminReply::Error {
+            code: AdminErrorCode::Cluster,
+            message: "cluster commands need a running duetd that is part of a pair".into(),
+        },
+    }
+}
+
+fn execute_with(store: &Store, cluster: Option<&ClusterHook>, req: AdminRequest) -> AdminReply {
+    match (req, cluster) {
+        (AdminRequest::Cluster(cmd), Some(hook)) => match hook(cmd) {
+            Ok(text) => AdminReply::Text(text),
+            Err(message) => AdminReply::Error {
+                code: AdminErrorCode::Cluster,
+                message,
+            },
+        },
+        (req, _) => execute(store, req),
     }
 }
 
@@ -245,12 +288,21 @@ pub fn request(socket_path: &Path, req: &AdminRequest) -> io::Result<AdminReply>
 /// there (`AddrInUse`) or a non-socket file (`AlreadyExists`) is an error. The socket gets
 /// mode 0600 (the state directory is 0700 too), so only its owner can connect.
 pub fn serve(store: Arc<Store>, socket_path: &Path) -> io::Result<JoinHandle<()>> {
+    serve_with_cluster(store, socket_path, None)
+}
+
+/// [`serve`], answering [`AdminRequest::Cluster`] with `cluster` (a node of a pair).
+pub fn serve_with_cluster(
+    store: Arc<Store>,
+    socket_path: &Path,
+    cluster: Option<ClusterHook>,
+) -> io::Result<JoinHandle<()>> {
     remove_stale_socket(socket_path)?;
     let listener = UnixListener::bind(socket_path)?;
     fs::set_permissions(socket_path, fs::Permissions::from_mode(0o600))?;
     thread::Builder::new()
         .name("duet-admin".into())
-        .spawn(move || accept_loop(listener, store))
+        .spawn(move || accept_loop(listener, store, cluster))
 }
 
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
@@ -286,7 +338,7 @@ impl Drop for ClientSlot {
     }
 }
 
-fn accept_loop(listener: UnixListener, store: Arc<Store>) {
+fn accept_loop(listener: UnixListener, store: Arc<Store>, cluster: Option<ClusterHook>) {
     let clients = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let stream = match conn {
@@ -305,13 +357,14 @@ fn accept_loop(listener: UnixListener, store: Arc<Store>) {
         }
         let slot = ClientSlot(Arc::clone(&clients));
         let store = Arc::clone(&store);
+        let cluster = cluster.clone();
         // If the thread cannot be started, the closure (and with it the slot and the stream)
         // is dropped: the client sees the connection close.
         let _ = thread::Builder::new()
             .name("duet-admin-client".into())
             .spawn(move || {
                 let _slot = slot;
-                handle_client(stream, &store);
+                handle_client(stream, &store, cluster.as_ref());
             });
     }
 }
@@ -329,14 +382,14 @@ fn reject_busy(mut stream: UnixStream) {
     }
 }
 
-fn handle_client(mut stream: UnixStream, store: &Store) {
+fn handle_client(mut stream: UnixStream, store: &Store, cluster: Option<&ClusterHook>) {
     if stream.set_read_timeout(Some(IO_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(IO_TIMEOUT)).is_err()
     {
         return;
     }
     let reply = match read_frame::<AdminRequest>(&mut stream, MAX_REQUEST_BYTES) {
-        Ok(req) => execute(store, req),
+        Ok(req) => execute_with(store, cluster, req),
         Err(e) => AdminReply::Error {
             code: AdminErrorCode::Protocol,
             message: format!("bad admin request: {e}"),

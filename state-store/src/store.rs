@@ -89,6 +89,20 @@ pub(crate) struct Shared {
     pub listener: RwLock<Option<CommitListener>>,
     /// Why local writes are refused, if they are (see [`Store::fence_local_writes`]).
     pub fence: RwLock<Option<String>>,
+    /// The partner's acknowledgements (see [`Store::require_partner_acks`]).
+    pub acks: Mutex<AckState>,
+    pub acked: Condvar,
+}
+
+/// How far the partner has acknowledged the feed, when a pair mirrors it.
+#[derive(Debug, Default)]
+pub(crate) struct AckState {
+    /// Commits wait for the partner only while this is set.
+    pub required: bool,
+    /// Every change up to here is safe.
+    pub acked: u64,
+    /// Changes above `acked` will never be acknowledged here: their waiters fail with this.
+    pub abandoned: Option<String>,
 }
 
 /// What [`Store::set_commit_listener`] installs.
@@ -104,6 +118,27 @@ impl Shared {
             .clone();
         if let Some(l) = l {
             l();
+        }
+    }
+
+    /// Blocks until change `seq` is acknowledged by the partner (at once when no partner
+    /// acknowledgement is required), or fails once it never will be.
+    pub(crate) fn wait_partner_ack(&self, seq: u64) -> Result<(), StoreError> {
+        let mut st = self.acks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if !st.required || seq <= st.acked {
+                return Ok(());
+            }
+            if let Some(reason) = &st.abandoned {
+                return Err(StoreError::Fenced {
+                    path: self.path.to_path_buf(),
+                    reason: reason.clone(),
+                });
+            }
+            st = self
+                .acked
+                .wait(st)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
@@ -701,6 +736,8 @@ impl Store {
             operations: AtomicU64::new(0),
             listener: RwLock::new(None),
             fence: RwLock::new(None),
+            acks: Mutex::new(AckState::default()),
+            acked: Condvar::new(),
         });
         let writer = writer::spawn(Arc::clone(&shared)).map_err(|source| StoreError::Io {
             path: shared.path.to_path_buf(),
@@ -739,12 +776,18 @@ impl Store {
     }
 
     /// [`Store::write`] for a local change (not a partner's): refused while fenced.
+    /// In a pair it returns once the partner holds the change too.
     fn local_write<R>(
         &self,
         f: impl FnOnce(&mut Tables) -> Result<R, Fail>,
     ) -> Result<R, StoreError> {
         self.shared.check_fence()?;
-        self.write(f)
+        let (r, seq) = self.write(|t| {
+            let r = f(t)?;
+            Ok((r, last_seq_in(&t.meta)?))
+        })?;
+        self.shared.wait_partner_ack(seq)?;
+        Ok(r)
     }
 
     pub(crate) fn read<R>(
@@ -1092,6 +1135,61 @@ impl Store {
             .listener
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = listener;
+    }
+
+    /// In a pair: from now on [`Ticket::wait`](crate::Ticket::wait), [`Store::submit`] and
+    /// the admin writes return only once the partner has acknowledged the change
+    /// ([`Store::partner_acked`]), so a client is told "done" only for what both nodes hold.
+    /// Everything up to `acked` counts as acknowledged; an earlier
+    /// [`Store::abandon_unacked`] is cleared. `required = false` lets every wait through.
+    pub fn require_partner_acks(&self, required: bool, acked: u64) {
+        let mut st = self
+            .shared
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.required = required;
+        st.acked = acked;
+        st.abandoned = None;
+        drop(st);
+        self.shared.acked.notify_all();
+    }
+
+    /// The partner holds every change up to `seq`: their waiters go on.
+    pub fn partner_acked(&self, seq: u64) {
+        let mut st = self
+            .shared
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seq > st.acked {
+            st.acked = seq;
+            drop(st);
+            self.shared.acked.notify_all();
+        }
+    }
+
+    /// This node stopped serving: changes not yet acknowledged never will be here. Their
+    /// waiters (and later ones) fail with [`StoreError::Fenced`] and `reason`.
+    pub fn abandon_unacked(&self, reason: String) {
+        let mut st = self
+            .shared
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.abandoned = Some(reason);
+        drop(st);
+        self.shared.acked.notify_all();
+    }
+
+    /// The last change the partner acknowledged, and whether acknowledgements are required.
+    pub fn partner_ack_state(&self) -> (bool, u64) {
+        let st = self
+            .shared
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (st.required, st.acked)
     }
 
     /// Refuses every local change (SMB state, admin commands) with [`StoreError::Fenced`]

@@ -144,16 +144,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[must_use = "a ticket does not show whether its change was committed until it is waited on"]
 pub struct Ticket {
     slot: Arc<Slot>,
+    /// Set for a queued change: in a pair, `wait` also waits for the partner's ack.
+    shared: Option<Arc<Shared>>,
 }
 
 impl Ticket {
     /// Blocks until the transaction holding the change is durable, and returns the change's
     /// sequence number (or why it was not committed).
+    ///
+    /// In a pair that mirrors synchronously ([`Store::require_partner_acks`]) it returns only
+    /// once the partner has acknowledged the change as well.
     pub fn wait(self) -> Result<u64, StoreError> {
-        match self.slot.wait()? {
-            Outcome::Seqs(seqs) => seqs.last().copied().ok_or_else(unreachable_outcome),
-            Outcome::Opens(_) => Err(unreachable_outcome()),
+        let seq = match self.slot.wait()? {
+            Outcome::Seqs(seqs) => seqs.last().copied().ok_or_else(unreachable_outcome)?,
+            Outcome::Opens(_) => return Err(unreachable_outcome()),
+        };
+        if let Some(shared) = &self.shared {
+            shared.wait_partner_ack(seq)?;
         }
+        Ok(seq)
     }
 
     /// Whether the outcome is known: [`Ticket::wait`] would not block.
@@ -373,11 +382,16 @@ impl Store {
     /// and the [`Ticket`] tells when it is durable. A change that fails validation gives a
     /// ticket that is already done with the error.
     pub fn submit_nowait(&self, change: &ChangeKind) -> Ticket {
-        let slot = match validated_change(change) {
-            Ok(record) => self.enqueue(Op::Changes(vec![record])),
-            Err(e) => Slot::done(Err(e)),
-        };
-        Ticket { slot }
+        match validated_change(change) {
+            Ok(record) => Ticket {
+                slot: self.enqueue(Op::Changes(vec![record])),
+                shared: Some(Arc::clone(&self.shared)),
+            },
+            Err(e) => Ticket {
+                slot: Slot::done(Err(e)),
+                shared: None,
+            },
+        }
     }
 
     /// Commits `changes` atomically (all or none), in order, with consecutive sequence
@@ -393,7 +407,12 @@ impl Store {
             .map(validated_change)
             .collect::<Result<Vec<_>, _>>()?;
         match self.run_op(Op::Changes(records))? {
-            Outcome::Seqs(seqs) => Ok(seqs),
+            Outcome::Seqs(seqs) => {
+                if let Some(last) = seqs.last() {
+                    self.shared.wait_partner_ack(*last)?;
+                }
+                Ok(seqs)
+            }
             Outcome::Opens(_) => Err(unreachable_outcome()),
         }
     }

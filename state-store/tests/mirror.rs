@@ -112,3 +112,45 @@ fn fenced_store_refuses_local_writes_but_applies_a_partners() {
     .unwrap();
     assert_eq!(commits.load(Ordering::SeqCst), 3);
 }
+
+#[test]
+fn commits_wait_for_the_partners_ack_when_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    store.add_user("alice", "secret-1").unwrap();
+    store.require_partner_acks(true, 1);
+    let setting = |v: &str| ChangeKind::SettingPut {
+        key: "k".into(),
+        value: v.into(),
+    };
+    let ticket = store.submit_nowait(&setting("a"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(ticket.wait()).unwrap());
+    // Committed locally but not acknowledged: the waiter is still blocked.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(store.last_seq().unwrap(), 2);
+    assert!(rx.try_recv().is_err());
+    store.partner_acked(2);
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap()
+            .unwrap(),
+        2
+    );
+
+    // Stepping down: what was not acknowledged fails instead of hanging.
+    let ticket = store.submit_nowait(&setting("b"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(ticket.wait()).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    store.abandon_unacked("released the service".into());
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("released the service"), "{err}");
+
+    // Alone (or standalone): nothing waits.
+    store.require_partner_acks(false, 0);
+    assert_eq!(store.submit(&setting("c")).unwrap(), 4);
+}
