@@ -66,6 +66,7 @@ mod validate;
 mod writer;
 
 pub mod admin;
+pub mod pair;
 
 pub use error::StoreError;
 pub use handles::unix_time_ms;

@@ -19,6 +19,151 @@ pub struct BoardConfig {
     /// Network interfaces; used by the cluster issue (heartbeat, data).
     #[serde(default)]
     pub network: Network,
+    /// Present on a node of a pair (see `crate::cluster`); absent: a standalone node.
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
+}
+
+/// `[cluster]`: this box's place in a pair. The per-cluster key is not here: it is set when
+/// the pair is joined (`duetctl pair init` / `pair join`) and kept in the state directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `"a"` or `"b"`: the two boxes of the pair have different letters (a wins ties).
+    pub node: String,
+    /// UDP port of the cluster on both paths (heartbeat cable and data network).
+    #[serde(default = "d_cluster_port")]
+    pub port: u16,
+    /// This box's own address on the data network (heartbeats travel there too).
+    pub data_addr: std::net::Ipv4Addr,
+    /// The partner box's own address on the data network.
+    pub partner_data_addr: std::net::Ipv4Addr,
+    /// The service address clients use, with its prefix length: `"192.0.2.100/24"`. The
+    /// serving box adds it to `network.data_nic`.
+    pub vip: String,
+    /// An address on the data network both boxes should reach (the gateway): a box that
+    /// cannot reach it never takes the service over and gives it up when it also lost
+    /// the heartbeat link.
+    pub tiebreaker: std::net::Ipv4Addr,
+    #[serde(default = "d_hb_interval")]
+    pub heartbeat_interval_ms: u64,
+    /// The link counts as dead after this many intervals without a round trip.
+    #[serde(default = "d_dead_after")]
+    pub dead_after_misses: u32,
+    /// A passive box waits this much longer before it takes over.
+    #[serde(default = "d_grace")]
+    pub takeover_grace_ms: u64,
+    /// Give the service back to this box when it returns (`"a"` / `"b"`); default: never.
+    #[serde(default)]
+    pub failback_to: Option<String>,
+    /// Who may write the shared storage (see `duet_hal::storage_role`).
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+/// `[cluster.storage]`: `driver = "none" | "shared-dir" | "drbd"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, tag = "driver", rename_all = "kebab-case")]
+pub enum Storage {
+    /// Each box has its own copy of the shares' data (or something outside duet moves it).
+    #[default]
+    None,
+    /// The lab's: both boxes see `dir`; the primary holds a lock in it.
+    SharedDir { dir: std::path::PathBuf },
+    /// DRBD: `drbdadm primary|secondary|role RESOURCE` unless the commands are given.
+    Drbd {
+        resource: String,
+        #[serde(default)]
+        promote: Option<Vec<String>>,
+        #[serde(default)]
+        demote: Option<Vec<String>>,
+        #[serde(default)]
+        status: Option<Vec<String>>,
+        #[serde(default = "d_drbd_timeout")]
+        timeout_secs: u64,
+    },
+}
+
+impl Cluster {
+    /// The VIP and its prefix length.
+    pub fn vip(&self) -> Result<(std::net::Ipv4Addr, u8), String> {
+        let (a, p) = self
+            .vip
+            .split_once('/')
+            .ok_or_else(|| format!("cluster.vip {:?}: expected ADDRESS/PREFIX", self.vip))?;
+        let addr = a
+            .parse()
+            .map_err(|_| format!("cluster.vip {:?}: bad address", self.vip))?;
+        let prefix = p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=32).contains(p))
+            .ok_or_else(|| format!("cluster.vip {:?}: prefix must be 1-32", self.vip))?;
+        Ok((addr, prefix))
+    }
+
+    pub fn node_id(&self) -> Result<duet_cluster::NodeId, String> {
+        node_letter(&self.node, "cluster.node")
+    }
+
+    pub fn failback(&self) -> Result<Option<duet_cluster::NodeId>, String> {
+        self.failback_to
+            .as_deref()
+            .map(|n| node_letter(n, "cluster.failback_to"))
+            .transpose()
+    }
+
+    pub fn storage_role(&self) -> Option<duet_hal::storage_role::StorageRoleConfig> {
+        use duet_hal::storage_role::{DrbdConfig, StorageRoleConfig};
+        match &self.storage {
+            Storage::None => None,
+            Storage::SharedDir { dir } => Some(StorageRoleConfig::SharedDir(dir.clone())),
+            Storage::Drbd {
+                resource,
+                promote,
+                demote,
+                status,
+                timeout_secs,
+            } => {
+                let mut c = DrbdConfig::for_resource(resource);
+                if let Some(v) = promote {
+                    c.promote = v.clone();
+                }
+                if let Some(v) = demote {
+                    c.demote = v.clone();
+                }
+                if let Some(v) = status {
+                    c.status = v.clone();
+                }
+                c.timeout = std::time::Duration::from_secs(*timeout_secs);
+                Some(StorageRoleConfig::Drbd(c))
+            }
+        }
+    }
+}
+
+fn node_letter(n: &str, key: &str) -> Result<duet_cluster::NodeId, String> {
+    match n {
+        "a" | "A" => Ok(duet_cluster::NodeId::A),
+        "b" | "B" => Ok(duet_cluster::NodeId::B),
+        other => Err(format!("{key} {other:?}: expected \"a\" or \"b\"")),
+    }
+}
+
+fn d_cluster_port() -> u16 {
+    duet_hal::net::link::DEFAULT_PORT
+}
+fn d_hb_interval() -> u64 {
+    100
+}
+fn d_dead_after() -> u32 {
+    5
+}
+fn d_grace() -> u64 {
+    200
+}
+fn d_drbd_timeout() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,6 +312,23 @@ impl BoardConfig {
         if cfg.limits.max_credits == 0 || cfg.limits.max_connections == 0 {
             return Err("limits must be positive".into());
         }
+        if let Some(c) = &cfg.cluster {
+            c.node_id()?;
+            c.vip()?;
+            c.failback()?;
+            if cfg.network.data_nic.is_none() {
+                return Err("a [cluster] node needs network.data_nic (the VIP goes there)".into());
+            }
+            if cfg.network.heartbeat_nic.is_none() {
+                return Err("a [cluster] node needs network.heartbeat_nic (the cable)".into());
+            }
+            if c.port == 0 || c.heartbeat_interval_ms == 0 || c.dead_after_misses == 0 {
+                return Err("cluster.port, heartbeat_interval_ms, dead_after_misses must be positive".into());
+            }
+            if c.data_addr == c.partner_data_addr {
+                return Err("cluster.data_addr and partner_data_addr must differ".into());
+            }
+        }
         let max_failed = crate::smb::session::MAX_TRACKED_FAILURES as u32;
         if !(1..=max_failed).contains(&cfg.limits.max_failed_logons) {
             return Err(format!("limits.max_failed_logons must be 1..={max_failed}"));
@@ -219,5 +381,39 @@ mod tests {
         let c = BoardConfig::parse("[board]\nname='x'").unwrap();
         assert_eq!(c.smb.listen[0].port(), 445);
         assert!(c.smb.signing_required);
+        assert!(c.cluster.is_none());
+    }
+
+    const PAIR: &str = "[board]\nname='x'\n[network]\ndata_nic='eth0'\nheartbeat_nic='eth1'\n\
+        [cluster]\nnode='b'\ndata_addr='192.0.2.12'\npartner_data_addr='192.0.2.11'\n\
+        vip='192.0.2.100/24'\ntiebreaker='192.0.2.1'\n";
+
+    #[test]
+    fn cluster_section() {
+        let c = BoardConfig::parse(PAIR).unwrap();
+        let k = c.cluster.unwrap();
+        assert_eq!(k.node_id().unwrap(), duet_cluster::NodeId::B);
+        assert_eq!(
+            k.vip().unwrap(),
+            ("192.0.2.100".parse().unwrap(), 24)
+        );
+        assert_eq!(k.heartbeat_interval_ms, 100);
+        assert!(k.storage_role().is_none());
+        let shared = format!("{PAIR}[cluster.storage]\ndriver='shared-dir'\ndir='/srv/lab'\n");
+        let k = BoardConfig::parse(&shared).unwrap().cluster.unwrap();
+        assert!(matches!(
+            k.storage_role(),
+            Some(duet_hal::storage_role::StorageRoleConfig::SharedDir(_))
+        ));
+        for (bad, word) in [
+            (PAIR.replace("node='b'", "node='c'"), "cluster.node"),
+            (PAIR.replace("/24", "/40"), "cluster.vip"),
+            (PAIR.replace("/24", ""), "cluster.vip"),
+            (PAIR.replace("heartbeat_nic='eth1'", ""), "heartbeat_nic"),
+            (PAIR.replace("192.0.2.11'", "192.0.2.12'"), "must differ"),
+        ] {
+            let e = BoardConfig::parse(&bad).unwrap_err();
+            assert!(e.contains(word), "{e}");
+        }
     }
 }

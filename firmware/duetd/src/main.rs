@@ -134,91 +134,139 @@ fn run(args: &[String]) -> Result<(), Exit> {
     }
 }
 
-fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
-    let store = Arc::new(duet_state::Store::open(&state).map_err(|e| Exit::Fail(e.to_string()))?);
-    let sock = state.join("duetd.sock");
-    duet_state::admin::serve(store.clone(), &sock)
-        .map_err(|e| Exit::Fail(format!("admin socket {}: {e}", sock.display())))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Exit::Fail(format!("tokio runtime: {e}")))?;
-    let mut server_cfg = cfg.server_config();
-    // Settings in the state store (duetctl set KEY VALUE) override the board file.
-    match store.setting("smb.signing_required") {
+/// The SMB settings a server is built with: the board file, overridden by settings in the
+/// state store (`duetctl set KEY VALUE`; in a pair they are mirrored like everything else).
+struct SmbSettings {
+    server: duetd::smb::ServerConfig,
+    durable_on: bool,
+    v1_timeout_secs: Option<u32>,
+}
+
+fn flag(store: &duet_state::Store, key: &str) -> Result<Option<bool>, String> {
+    match store.setting(key) {
         Ok(Some(v)) => match v.as_str() {
-            "true" | "yes" | "1" => server_cfg.signing_required = true,
-            "false" | "no" | "0" => server_cfg.signing_required = false,
-            other => {
-                return Err(Exit::Fail(format!(
-                    "setting smb.signing_required = {other:?}: expected true or false"
-                )))
-            }
+            "true" | "yes" | "1" => Ok(Some(true)),
+            "false" | "no" | "0" => Ok(Some(false)),
+            other => Err(format!("setting {key} = {other:?}: expected true or false")),
         },
-        Ok(None) => {}
-        Err(e) => return Err(Exit::Fail(e.to_string())),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
-    match store.setting("smb.torture_fsctls") {
-        Ok(Some(v)) => server_cfg.torture_fsctls = matches!(v.as_str(), "true" | "yes" | "1"),
-        Ok(None) => {}
-        Err(e) => return Err(Exit::Fail(e.to_string())),
+}
+
+fn smb_settings(cfg: &BoardConfig, store: &duet_state::Store) -> Result<SmbSettings, String> {
+    let mut server = cfg.server_config();
+    if let Some(v) = flag(store, "smb.signing_required")? {
+        server.signing_required = v;
     }
-    tracing::info!(
-        signing_required = server_cfg.signing_required,
-        torture_fsctls = server_cfg.torture_fsctls,
-        "SMB settings"
-    );
-    let v1_timeout = match store.setting("smb.durable_v1_timeout_secs") {
+    if let Some(v) = flag(store, "smb.torture_fsctls")? {
+        server.torture_fsctls = v;
+    }
+    let v1_timeout_secs = match store.setting("smb.durable_v1_timeout_secs") {
         Ok(Some(v)) => Some(
             v.parse::<u32>()
                 .ok()
                 .filter(|s| *s <= 24 * 3600)
                 .ok_or_else(|| {
-                    Exit::Fail(format!(
-                "setting smb.durable_v1_timeout_secs = {v:?}: expected seconds, at most 86400"
-            ))
+                    format!(
+                        "setting smb.durable_v1_timeout_secs = {v:?}: expected seconds, at most 86400"
+                    )
                 })?,
         ),
         Ok(None) => None,
-        Err(e) => return Err(Exit::Fail(e.to_string())),
+        Err(e) => return Err(e.to_string()),
     };
-    let durable_on = match store.setting("smb.durable_handles") {
-        Ok(Some(v)) => match v.as_str() {
-            "true" | "yes" | "1" => true,
-            "false" | "no" | "0" => false,
-            other => {
-                return Err(Exit::Fail(format!(
-                    "setting smb.durable_handles = {other:?}: expected true or false"
-                )))
-            }
-        },
-        Ok(None) => true,
-        Err(e) => return Err(Exit::Fail(e.to_string())),
-    };
-    let server = Server::new(server_cfg, store);
-    server.durable.set_enabled(durable_on);
-    if let Some(secs) = v1_timeout {
+    let durable_on = flag(store, "smb.durable_handles")?.unwrap_or(true);
+    Ok(SmbSettings {
+        server,
+        durable_on,
+        v1_timeout_secs,
+    })
+}
+
+fn build_server(s: SmbSettings, store: Arc<duet_state::Store>) -> Arc<Server> {
+    tracing::info!(
+        signing_required = s.server.signing_required,
+        torture_fsctls = s.server.torture_fsctls,
+        durable_handles = s.durable_on,
+        "SMB settings"
+    );
+    let server = Server::new(s.server, store);
+    server.durable.set_enabled(s.durable_on);
+    if let Some(secs) = s.v1_timeout_secs {
         server.durable.set_v1_timeout_ms(secs * 1000);
     }
-    // Durable handles recorded by the last run: restored (disconnected, for the rest of
-    // their timeout) before any client can connect, or expired.
-    let restored = duetd::smb::durable::restore(&server)
-        .map_err(|e| Exit::Fail(format!("restoring durable handles: {e}")))?;
-    tracing::info!(
-        restored = restored.restored,
-        expired = restored.expired,
-        dropped = restored.dropped,
-        "durable handles"
-    );
+    server
+}
+
+fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
+    let store = Arc::new(duet_state::Store::open(&state).map_err(|e| Exit::Fail(e.to_string()))?);
+    let sock = state.join("duetd.sock");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Exit::Fail(format!("tokio runtime: {e}")))?;
+    // Checked now, so a bad setting is a startup error and not a failed takeover later.
+    let first = smb_settings(&cfg, &store).map_err(Exit::Fail)?;
+    let service = match &cfg.cluster {
+        None => {
+            duet_state::admin::serve(store.clone(), &sock)
+                .map_err(|e| Exit::Fail(format!("admin socket {}: {e}", sock.display())))?;
+            let server = build_server(first, store.clone());
+            // Durable handles recorded by the last run: restored (disconnected, for the rest
+            // of their timeout) before any client can connect, or expired.
+            let restored = duetd::smb::durable::restore(&server)
+                .map_err(|e| Exit::Fail(format!("restoring durable handles: {e}")))?;
+            tracing::info!(
+                restored = restored.restored,
+                expired = restored.expired,
+                dropped = restored.dropped,
+                "durable handles"
+            );
+            duetd::service::Service::standalone(server)
+        }
+        Some(cluster) => {
+            let service = duetd::service::Service::idle();
+            let factory: duetd::cluster::ServerFactory = {
+                let (cfg, store) = (cfg.clone(), store.clone());
+                Box::new(move || {
+                    let s = smb_settings(&cfg, &store).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "SMB settings; using the board file's");
+                        SmbSettings {
+                            server: cfg.server_config(),
+                            durable_on: true,
+                            v1_timeout_secs: None,
+                        }
+                    });
+                    build_server(s, store.clone())
+                })
+            };
+            let settings = duetd::cluster::Settings {
+                state_dir: state.clone(),
+                cluster: cluster.clone(),
+                data_nic: cfg.network.data_nic.clone().unwrap_or_default(),
+                heartbeat_nic: cfg.network.heartbeat_nic.clone().unwrap_or_default(),
+            };
+            let handle = Arc::new(
+                duetd::cluster::start(settings, store.clone(), service.clone(), factory)
+                    .map_err(Exit::Fail)?,
+            );
+            let hook: duet_state::admin::ClusterHook = Arc::new(move |c| handle.command(c));
+            duet_state::admin::serve_with_cluster(store.clone(), &sock, Some(hook))
+                .map_err(|e| Exit::Fail(format!("admin socket {}: {e}", sock.display())))?;
+            service
+        }
+    };
     let max_conns = cfg.limits.max_connections;
     rt.block_on(async move {
         let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(duetd::server::timers(service.clone())));
         for addr in &cfg.smb.listen {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Exit::Fail(format!("cannot listen on {addr}: {e}")))?;
             tasks.push(tokio::spawn(duetd::server::serve(
-                server.clone(),
+                service.clone(),
                 l,
                 max_conns,
             )));

@@ -11,16 +11,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::service::Service;
 use crate::smb::{Conn, Flow, Outbox, Server};
 use crate::wire::framing;
 
 /// The read buffer capacity a connection keeps when messages are small.
 const SMALL_FRAME_KEEP: usize = 128 * 1024;
 
-/// Accepts connections on `listener` until the process ends.
-pub async fn serve(server: Arc<Server>, listener: TcpListener, max_connections: usize) {
+/// Accepts connections on `listener` until the process ends, handing each to the server
+/// the node runs at that moment; while it runs none (a passive node), connections are
+/// closed at once.
+pub async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: usize) {
     let slots = Arc::new(Semaphore::new(max_connections));
-    tokio::spawn(break_timer(Arc::downgrade(&server)));
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "SMB service listening");
     loop {
@@ -32,12 +34,16 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, max_connections: 
                 continue;
             }
         };
+        let Some(server) = service.current() else {
+            tracing::debug!(%peer, "not serving; connection closed");
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = max_connections, "connection limit reached; refusing");
             drop(stream);
             continue;
         };
-        let server = server.clone();
         tokio::spawn(async move {
             connection(server, stream, peer).await;
             drop(permit);
@@ -46,19 +52,18 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, max_connections: 
 }
 
 /// Oplock and lease break acknowledgment timeouts (MS-SMB2 3.3.6.1, 3.3.6.5): the core keeps
-/// the deadlines; this gives it the time once a second while the server lives.
-async fn break_timer(server: std::sync::Weak<Server>) {
+/// the deadlines; this gives the serving server the time once a second.
+pub async fn timers(service: Arc<Service>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         every.tick().await;
-        let Some(server) = server.upgrade() else {
-            return;
+        let Some(server) = service.current() else {
+            continue;
         };
         crate::smb::oplock::tick(&server, crate::util::monotonic_ms());
         // The durable-handle scavenger (it commits to the state store: off the reactor).
-        let s = server.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            crate::smb::durable::tick(&s, duet_state::unix_time_ms())
+            crate::smb::durable::tick(&server, duet_state::unix_time_ms())
         })
         .await;
     }

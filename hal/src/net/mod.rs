@@ -16,6 +16,7 @@ pub mod garp;
 mod interfaces;
 pub mod link;
 pub mod packet;
+pub mod probe;
 mod sys;
 pub mod tickle;
 pub mod vip;
@@ -23,7 +24,7 @@ pub mod vip;
 use std::fmt;
 
 pub use interfaces::{addresses, Address};
-pub use sys::{if_index, link_set_up, mac_addr, mtu};
+pub use sys::{carrier, if_index, link_set_up, mac_addr, mtu};
 
 /// Why a network operation failed.
 #[derive(Debug, thiserror::Error)]

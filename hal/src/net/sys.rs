@@ -99,6 +99,15 @@ pub fn link_set_up(name: &str) -> Result<(), NetError> {
     ioctl(name, libc::SIOCSIFFLAGS, &mut r, "SIOCSIFFLAGS")
 }
 
+/// Whether `name` is up and has carrier (IFF_UP and IFF_RUNNING).
+pub fn carrier(name: &str) -> Result<bool, NetError> {
+    let mut r = ifreq(name)?;
+    ioctl(name, libc::SIOCGIFFLAGS, &mut r, "SIOCGIFFLAGS")?;
+    let flags = unsafe { r.ifr_ifru.ifru_flags };
+    let want = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    Ok(flags & want == want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +130,11 @@ mod tests {
         ));
         assert!(if_index("lo").expect("lo") > 0);
         assert!(mtu("lo").expect("lo mtu") > 0);
+        assert!(carrier("lo").expect("lo carrier"));
+        assert!(matches!(
+            carrier("duetnonexist0"),
+            Err(NetError::NoSuchInterface(_))
+        ));
         // Loopback's hardware type is ARPHRD_LOOPBACK, not Ethernet.
         assert!(matches!(mac_addr("lo"), Err(NetError::NotEthernet(_))));
     }

@@ -32,6 +32,16 @@ Commands:
   share list             list shares
   set KEY VALUE          set a setting
   get KEY                print a setting (exit status 1 if it is not set)
+
+Pair (two boxes, see README 'Two boxes'):
+  pair init              make this box the first of a new pair: writes DIR/cluster.key
+                         and prints the join line for the second box
+  pair join LINE         make this (new, empty) box the second of the pair
+  cluster status         role, epoch, mirroring, link and tie-breaker of the running node
+  cluster switchover     move the service to the partner (planned; no handle lost)
+  cluster takeover --force
+                         serve now with this node's store: only when the partner is
+                         down for good (it may lose what the partner acknowledged alone)
   help, --help, -h       show this help
 
 Options:
@@ -66,6 +76,9 @@ enum Command {
     ShareList,
     Set(String, String),
     Get(String),
+    PairInit,
+    PairJoin(String),
+    Cluster(admin::ClusterCommand),
 }
 
 /// A command-line mistake (exit status 2).
@@ -146,6 +159,18 @@ fn parse(args: Vec<OsString>, env_state: Option<OsString>) -> Result<Cli, Usage>
         ["set", ..] => return usage("expected: set KEY VALUE"),
         ["get", key] => Command::Get(key.to_string()),
         ["get", ..] => return usage("expected: get KEY"),
+        ["pair", "init"] => Command::PairInit,
+        ["pair", "join", rest @ ..] if !rest.is_empty() => Command::PairJoin(rest.join(" ")),
+        ["pair", ..] => return usage("expected: pair init, or pair join LINE"),
+        ["cluster", "status"] => Command::Cluster(admin::ClusterCommand::Status),
+        ["cluster", "switchover"] => Command::Cluster(admin::ClusterCommand::Switchover),
+        ["cluster", "takeover", "--force"] => {
+            Command::Cluster(admin::ClusterCommand::ForceTakeover)
+        }
+        ["cluster", "takeover", ..] => {
+            return usage("cluster takeover needs --force (read 'duetctl help' first)")
+        }
+        ["cluster", ..] => return usage("expected: cluster status|switchover|takeover --force"),
         [other, ..] => return usage(format!("unknown command {other:?}")),
     };
     Ok(Cli { state_dir, command })
@@ -327,6 +352,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::ShareList => AdminRequest::ShareList,
         Command::Set(key, value) => AdminRequest::SettingSet { key, value },
         Command::Get(key) => AdminRequest::SettingGet { key: key.clone() },
+        Command::PairInit => return pair_init(&cli.state_dir),
+        Command::PairJoin(line) => return pair_join(&cli.state_dir, &line),
+        Command::Cluster(c) => AdminRequest::Cluster(c),
     };
     let expects_done = !req.is_read_only();
     let get_key = match &req {
@@ -341,6 +369,7 @@ fn run(cli: Cli) -> Result<(), String> {
         AdminReply::Users(users) => out = format_users(&users),
         AdminReply::Shares(shares) => out = format_shares(&shares),
         AdminReply::Setting(Some(value)) => out = format!("{value}\n"),
+        AdminReply::Text(text) => out = text,
         AdminReply::Setting(None) => {
             return Err(format!(
                 "setting {:?} is not set",
@@ -354,6 +383,46 @@ fn run(cli: Cli) -> Result<(), String> {
         .write_all(out.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("cannot write output: {e}"))
+}
+
+// ---- pair ----
+
+fn pair_init(dir: &Path) -> Result<(), String> {
+    use duet_state::pair::{NodeState, PairKey};
+    let key = PairKey::generate().map_err(|e| format!("cannot generate a key: {e}"))?;
+    key.save_new(dir).map_err(|e| e.to_string())?;
+    NodeState::founder()
+        .save_new(dir)
+        .map_err(|e| e.to_string())?;
+    println!("This box founds the pair (its shares, users and settings are the pair's).");
+    println!("On the second box, with an empty state directory, run:");
+    println!("  duetctl --state DIR pair join {}", key.to_line());
+    Ok(())
+}
+
+fn pair_join(dir: &Path, line: &str) -> Result<(), String> {
+    use duet_state::pair::{NodeState, PairKey};
+    let key = PairKey::parse(line)
+        .ok_or("not a pair join line (expected: duet-pair-1 ID KEY, as pair init printed it)")?;
+    // The joining box takes everything from the founder: a store of its own would be
+    // replaced by the founder's snapshot, so refuse one that holds anything.
+    if dir.join(STATE_FILE).exists() {
+        let store = Store::open(dir).map_err(|e| e.to_string())?;
+        let last = store.last_seq().map_err(|e| e.to_string())?;
+        if last != 0 {
+            return Err(format!(
+                "{} already holds state ({last} changes); a joining box starts empty \
+                 (its store becomes a copy of the founder's)",
+                dir.join(STATE_FILE).display()
+            ));
+        }
+    }
+    key.save_new(dir).map_err(|e| e.to_string())?;
+    NodeState::default()
+        .save_new(dir)
+        .map_err(|e| e.to_string())?;
+    println!("This box joined the pair; it serves only after it has heard its partner.");
+    Ok(())
 }
 
 // ---- output ----

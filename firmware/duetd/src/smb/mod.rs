@@ -131,6 +131,20 @@ impl Server {
             .fetch_max(id.saturating_add(1), Ordering::Relaxed);
     }
 
+    /// Tells every live connection to close (the node released the service). Returns how
+    /// many were told.
+    pub fn shut_down_connections(&self) -> usize {
+        let all: Vec<Arc<Mailbox>> = self
+            .mailboxes
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for mb in &all {
+            mb.post(ConnEvent::Shutdown);
+        }
+        all.len()
+    }
+
     /// Hands `ev` to connection `conn_id` and wakes it. False if that connection is gone.
     pub fn post(&self, conn_id: u64, ev: ConnEvent) -> bool {
         let mb = self
@@ -159,6 +173,8 @@ pub enum ConnEvent {
     Oplock(oplock::Event),
     /// Durable-handle work: close an open an application instance replaced (`durable.rs`).
     Durable(durable::Event),
+    /// The node stops serving (it released the service to its partner): close at once.
+    Shutdown,
 }
 
 /// One connection's queue of [`ConnEvent`]s.
@@ -623,6 +639,7 @@ impl Conn {
                 }
                 ConnEvent::Oplock(ev) => oplock::handle_event(self, ev),
                 ConnEvent::Durable(ev) => durable::handle_event(self, ev),
+                ConnEvent::Shutdown => return Flow::Close,
             }
         }
         Flow::Continue
