@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""duet failover drill: kill -9 the serving duetd of a pair and time every durable handle's
+reconnect on the partner.
+
+Builds its own namespace lab (tools/lab/lab.sh, prefix --prefix), two nodes "a" and "b"
+(pair init / join, shared share directory, shared-dir storage role), and runs an
+independent SMB client (Python smbprotocol from PyPI, in a venv) in the client namespace.
+Each round the client opens --handles durable handles through the VIP (v1 and v2, batch
+oplock and RWH lease, in turn), writes and flushes known data; the drill kills the
+serving duetd with SIGKILL; the client reconnects every handle (DHnC / DH2C) as soon as
+the VIP answers again, reads the data back and compares it. The killed node is restarted
+and rejoins as passive; the next round kills the other node.
+
+Prints failover time (kill to reconnected handle) p50/p99/max, handles reconnected, bytes
+verified; writes the figures as JSON with --json. Exit status 0 only if every handle
+reconnected and every byte read back equal. Needs root (namespaces, VIP, raw sockets).
+
+Usage: drill.py [--duetd BIN] [--duetctl BIN] [--handles N] [--rounds K] [--prefix P]
+                [--venv DIR] [--json FILE] [--keep]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+VIP = "192.0.2.100"
+USER, PASSWORD = "drill", "Drill-Pass-7"
+
+
+def ensure_smbprotocol(venv):
+    """Re-runs this script under a venv that has smbprotocol, creating it if needed."""
+    try:
+        import smbprotocol  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+    if os.environ.get("DUET_DRILL_IN_VENV"):
+        sys.exit("smbprotocol is still missing inside the venv")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run(
+        [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "smbprotocol==1.17.0"],
+        check=True,
+    )
+    env = dict(os.environ, DUET_DRILL_IN_VENV="1")
+    os.execve(py, [py] + sys.argv, env)
+
+
+# ---------------------------------------------------------------- client side
+
+
+def client_main(args):
+    """Runs in the client namespace; takes commands on stdin, answers JSON on stdout."""
+    from smbprotocol.connection import Connection
+    from smbprotocol.create_contexts import (
+        CreateContextName,
+        SMB2CreateContextRequest,
+        SMB2CreateDurableHandleReconnect,
+        SMB2CreateDurableHandleReconnectV2,
+        SMB2CreateDurableHandleRequest,
+        SMB2CreateDurableHandleRequestV2,
+        SMB2CreateDurableHandleResponse,
+        SMB2CreateDurableHandleResponseV2,
+        SMB2CreateRequestLeaseV2,
+    )
+    from smbprotocol.open import (
+        CreateDisposition,
+        CreateOptions,
+        FilePipePrinterAccessMask,
+        ImpersonationLevel,
+        Open,
+        RequestedOplockLevel,
+        ShareAccess,
+    )
+    from smbprotocol.session import Session
+    from smbprotocol.tree import TreeConnect
+
+    BATCH = RequestedOplockLevel.SMB2_OPLOCK_LEVEL_BATCH
+    LEASE = RequestedOplockLevel.SMB2_OPLOCK_LEVEL_LEASE
+    RW = (
+        FilePipePrinterAccessMask.FILE_READ_DATA
+        | FilePipePrinterAccessMask.FILE_WRITE_DATA
+        | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES
+        | FilePipePrinterAccessMask.SYNCHRONIZE
+    )
+    SHARE_ALL = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
+
+    def ctx(name, data):
+        c = SMB2CreateContextRequest()
+        c["buffer_name"] = name
+        c["buffer_data"] = data
+        return c
+
+    def lease_ctx(key, state):
+        lq = SMB2CreateRequestLeaseV2()
+        lq["lease_key"] = key
+        lq["lease_state"] = state
+        lq["epoch"] = b"\x00\x00"
+        lq["parent_lease_key"] = b"\x00" * 16
+        return ctx(CreateContextName.SMB2_CREATE_REQUEST_LEASE_V2, lq)
+
+    def connect(client_guid, timeout):
+        conn = Connection(client_guid, VIP, 445)
+        conn.connect(timeout=timeout)
+        sess = Session(conn, USER, PASSWORD, require_encryption=False)
+        sess.connect()
+        tree = TreeConnect(sess, rf"\\{VIP}\share")
+        tree.connect()
+        return conn, tree
+
+    def create(tree, name, contexts, oplock):
+        o = Open(tree, name)
+        resp = o.create(
+            ImpersonationLevel.Impersonation,
+            RW,
+            0,
+            SHARE_ALL,
+            CreateDisposition.FILE_OPEN_IF,
+            CreateOptions.FILE_NON_DIRECTORY_FILE,
+            create_contexts=contexts,
+            oplock_level=oplock,
+        )
+        return o, resp or []
+
+    def say(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    client_guid = uuid.uuid4()
+    conn = None
+    handles = []
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "open":
+            rnd, n = int(cmd[1]), int(cmd[2])
+            conn, tree = connect(client_guid, 10)
+            handles = []
+            for i in range(n):
+                kind = ["v1-batch", "v2-lease", "v2-batch", "v1-lease"][i % 4]
+                name = f"drill-r{rnd}-h{i}.bin"
+                h = {"name": name, "kind": kind, "lease_key": None, "create_guid": None}
+                contexts = []
+                if kind.endswith("lease"):
+                    h["lease_key"] = os.urandom(16)
+                    contexts.append(lease_ctx(h["lease_key"], 0x7))
+                    oplock = LEASE
+                else:
+                    oplock = BATCH
+                if kind.startswith("v1"):
+                    contexts.append(ctx(CreateContextName.SMB2_CREATE_DURABLE_HANDLE_REQUEST, SMB2CreateDurableHandleRequest()))
+                else:
+                    dq = SMB2CreateDurableHandleRequestV2()
+                    dq["timeout"] = 120000
+                    h["create_guid"] = uuid.uuid4()
+                    dq["create_guid"] = h["create_guid"]
+                    contexts.append(ctx(CreateContextName.SMB2_CREATE_DURABLE_HANDLE_REQUEST_V2, dq))
+                o, resp = create(tree, name, contexts, oplock)
+                granted = [r for r in resp if isinstance(r, (SMB2CreateDurableHandleResponse, SMB2CreateDurableHandleResponseV2))]
+                if not granted:
+                    raise RuntimeError(f"{name}: durable handle not granted")
+                data = os.urandom(args.size)
+                o.write(data, 0)
+                o.flush()
+                h["file_id"] = o.file_id
+                h["data"] = data
+                handles.append(h)
+            say({"ready": n})
+        elif cmd[0] == "killed":
+            t_kill = float(cmd[1])
+            if conn is not None:
+                try:
+                    conn.disconnect(close=False)
+                except Exception:
+                    pass
+            deadline = time.monotonic() + args.give_up
+            results = []
+            pending = list(handles)
+            attempts = 0
+            while pending and time.monotonic() < deadline:
+                attempts += 1
+                try:
+                    conn, tree = connect(client_guid, 2)
+                except Exception:
+                    time.sleep(0.02)
+                    continue
+                try:
+                    while pending:
+                        h = pending[0]
+                        contexts = []
+                        oplock = BATCH
+                        if h["lease_key"]:
+                            contexts.append(lease_ctx(h["lease_key"], 0))
+                            oplock = LEASE
+                        if h["kind"].startswith("v1"):
+                            rc = SMB2CreateDurableHandleReconnect()
+                            rc["data"] = h["file_id"]
+                            contexts.append(ctx(CreateContextName.SMB2_CREATE_DURABLE_HANDLE_RECONNECT, rc))
+                        else:
+                            rc = SMB2CreateDurableHandleReconnectV2()
+                            rc["file_id"] = h["file_id"]
+                            rc["create_guid"] = h["create_guid"]
+                            contexts.append(ctx(CreateContextName.SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2, rc))
+                        o, _ = create(tree, h["name"], contexts, oplock)
+                        t = time.monotonic() - t_kill
+                        back = o.read(0, len(h["data"]))
+                        o.close()
+                        results.append(
+                            {
+                                "name": h["name"],
+                                "kind": h["kind"],
+                                "reconnect_s": t,
+                                "bytes": len(h["data"]),
+                                "equal": back == h["data"],
+                            }
+                        )
+                        pending.pop(0)
+                except Exception as e:  # noqa: BLE001 - the drill reports, it does not stop
+                    results.append({"name": pending[0]["name"], "error": repr(e)[:300]})
+                    pending.pop(0)
+            for h in pending:
+                results.append({"name": h["name"], "error": "gave up"})
+            try:
+                conn.disconnect()
+            except Exception:
+                pass
+            say({"results": results, "attempts": attempts})
+        elif cmd[0] == "quit":
+            return
+
+
+# ---------------------------------------------------------------- driver side
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(list(cmd), check=True, **kw)
+
+
+class Pair:
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.prefix = args.prefix
+        self.procs = {}
+        self.logs = {}
+
+    def ns(self, node):
+        return f"{self.prefix}-{node}"
+
+    def setup(self):
+        env = dict(os.environ, DUET_LAB_PREFIX=self.prefix)
+        sh(os.path.join(ROOT, "tools/lab/lab.sh"), "up", env=env, stdout=subprocess.DEVNULL)
+        self.share = os.path.join(self.work, "share")
+        self.lock = os.path.join(self.work, "storage")
+        os.makedirs(self.share)
+        os.makedirs(self.lock)
+        for node, me, partner in (("a", "192.0.2.11", "192.0.2.12"), ("b", "192.0.2.12", "192.0.2.11")):
+            with open(os.path.join(self.work, f"{node}.toml"), "w") as f:
+                f.write(
+                    f"""[board]
+name = "drill-{node}"
+[smb]
+listen = ["0.0.0.0:445"]
+signing_required = false
+[network]
+data_nic = "eth0"
+heartbeat_nic = "eth1"
+[cluster]
+node = "{node}"
+data_addr = "{me}"
+partner_data_addr = "{partner}"
+vip = "{VIP}/24"
+tiebreaker = "192.0.2.1"
+[cluster.storage]
+driver = "shared-dir"
+dir = "{self.lock}"
+"""
+                )
+        a, b = self.state("a"), self.state("b")
+        out = subprocess.run([self.args.duetctl, "--state", a, "pair", "init"], check=True, capture_output=True, text=True).stdout
+        line = next(l for l in out.splitlines() if "duet-pair-1" in l)
+        join = line[line.index("duet-pair-1"):].split()
+        subprocess.run([self.args.duetctl, "--state", a, "user", "add", USER], input=PASSWORD + "\n", text=True, check=True)
+        sh(self.args.duetctl, "--state", a, "share", "add", "share", self.share)
+        sh(self.args.duetctl, "--state", b, "pair", "join", *join, stdout=subprocess.DEVNULL)
+
+    def state(self, node):
+        return os.path.join(self.work, f"state-{node}")
+
+    def start(self, node):
+        log = open(os.path.join(self.work, f"duetd-{node}.log"), "ab")
+        self.logs[node] = log.name
+        self.procs[node] = subprocess.Popen(
+            [
+                "ip", "netns", "exec", self.ns(node), self.args.duetd, "run",
+                "--board", os.path.join(self.work, f"{node}.toml"),
+                "--state", self.state(node),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")),
+        )
+
+    def kill9(self, node):
+        p = self.procs.pop(node)
+        # `ip netns exec` execs duetd: the pid is duetd's own.
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+
+    def status(self, node):
+        r = subprocess.run([self.args.duetctl, "--state", self.state(node), "cluster", "status"], capture_output=True, text=True)
+        if r.returncode != 0:
+            return {}
+        return dict(l.split(": ", 1) for l in r.stdout.splitlines() if ": " in l)
+
+    def wait_synchronous(self, timeout=30):
+        """Until one node serves with synchronous mirroring and the other is in sync."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = {n: self.status(n) for n in ("a", "b")}
+            for act, pas in (("a", "b"), ("b", "a")):
+                if (
+                    s[act].get("serving") == "true"
+                    and s[act].get("mirror") == "Synchronous"
+                    and s[pas].get("in_sync") == "true"
+                ):
+                    return act
+            for n in ("a", "b"):
+                p = self.procs.get(n)
+                if p is not None and p.poll() is not None:
+                    raise RuntimeError(f"duetd {n} exited with {p.returncode}; see {self.logs[n]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"the pair did not become synchronous: {s}")
+
+    def teardown(self):
+        for n in list(self.procs):
+            try:
+                self.kill9(n)
+            except Exception:
+                pass
+        if not self.args.keep:
+            env = dict(os.environ, DUET_LAB_PREFIX=self.prefix)
+            subprocess.run([os.path.join(ROOT, "tools/lab/lab.sh"), "down"], env=env, stdout=subprocess.DEVNULL)
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def driver_main(args):
+    if os.geteuid() != 0:
+        sys.exit("drill.py needs root (network namespaces, VIP, raw sockets)")
+    work = tempfile.mkdtemp(prefix="duet-drill-")
+    pair = Pair(args, work)
+    client = None
+    all_results = []
+    try:
+        pair.setup()
+        pair.start("a")
+        time.sleep(0.3)
+        pair.start("b")
+        py = sys.executable
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", f"{args.prefix}-client", py, os.path.abspath(__file__), "--client",
+             "--size", str(args.size), "--give-up", str(args.give_up)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, DUET_DRILL_IN_VENV="1"),
+        )
+
+        def ask(line):
+            client.stdin.write(line + "\n")
+            client.stdin.flush()
+            reply = client.stdout.readline()
+            if not reply:
+                raise RuntimeError("the drill client died")
+            return json.loads(reply)
+
+        for rnd in range(args.rounds):
+            active = pair.wait_synchronous()
+            ask(f"open {rnd} {args.handles}")
+            t_kill = time.monotonic()
+            pair.kill9(active)
+            client.stdin.write(f"killed {t_kill}\n")
+            client.stdin.flush()
+            reply = json.loads(client.stdout.readline() or "{}")
+            res = reply.get("results", [])
+            for r in res:
+                r["round"] = rnd
+                r["killed"] = active
+            all_results.extend(res)
+            ok = [r for r in res if "reconnect_s" in r]
+            times = [r["reconnect_s"] for r in ok]
+            print(
+                f"round {rnd + 1}/{args.rounds}: killed {active}; {len(ok)}/{len(res)} handles back"
+                + (f" in {min(times):.3f}-{max(times):.3f} s" if times else "")
+                + f" ({reply.get('attempts', 0)} connection attempts)",
+                flush=True,
+            )
+            for r in res:
+                if "error" in r:
+                    print(f"  {r['name']}: {r['error']}", flush=True)
+            pair.start(active)
+        pair.wait_synchronous()
+        ask_quit = client.stdin
+        ask_quit.write("quit\n")
+        ask_quit.flush()
+    finally:
+        if client is not None and client.poll() is None:
+            client.kill()
+        pair.teardown()
+
+    ok = [r for r in all_results if "reconnect_s" in r]
+    times = [r["reconnect_s"] for r in ok]
+    verified = sum(r["bytes"] for r in ok if r["equal"])
+    written = args.handles * args.rounds * args.size
+    unequal = [r for r in ok if not r["equal"]]
+    summary = {
+        "handles": args.handles * args.rounds,
+        "reconnected": len(ok),
+        "failover_p50_s": percentile(times, 50),
+        "failover_p99_s": percentile(times, 99),
+        "failover_max_s": max(times) if times else None,
+        "bytes_written_and_flushed": written,
+        "bytes_verified": verified,
+        "bytes_lost": written - verified,
+        "rounds": args.rounds,
+    }
+    print(
+        f"drill: {summary['reconnected']}/{summary['handles']} handles reconnected; "
+        f"failover p50 {summary['failover_p50_s']:.3f} s, p99 {summary['failover_p99_s']:.3f} s, "
+        f"max {summary['failover_max_s'] or float('nan'):.3f} s; "
+        f"{verified}/{written} flushed bytes verified"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "results": all_results}, f, indent=1)
+    if args.keep:
+        print(f"kept: {work} and lab {args.prefix}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    if summary["reconnected"] != summary["handles"] or unequal or verified != written:
+        sys.exit(1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duetd", default=os.path.join(ROOT, "target/release/duetd"))
+    ap.add_argument("--duetctl", default=os.path.join(ROOT, "target/release/duetctl"))
+    ap.add_argument("--handles", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--size", type=int, default=64 * 1024, help="bytes written per handle")
+    ap.add_argument("--give-up", type=float, default=30.0, help="seconds before a handle counts as lost")
+    ap.add_argument("--prefix", default="drill")
+    ap.add_argument("--venv", default=os.path.join(ROOT, "target/drill-venv"))
+    ap.add_argument("--json")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.client:
+        client_main(args)
+    else:
+        ensure_smbprotocol(args.venv)
+        driver_main(args)
+
+
+if __name__ == "__main__":
+    main()
