@@ -217,7 +217,9 @@ pub struct DurableOpen {
     pub owner_sid: String,
     /// Share name as the client gave it in TREE_CONNECT.
     pub share: String,
-    /// Path of the file relative to the share root, as the client named it.
+    /// Path of the file relative to the share root, as the client named it; for an open of
+    /// a named stream, `path:stream` (no path component holds a ':'). Kept up to date
+    /// when the file or stream is renamed.
     pub path: String,
     pub granted_access: u32,
     pub share_access: u32,
@@ -256,7 +258,8 @@ impl DurableOpen {
 }
 
 /// An SMB session, kept so that a SESSION_SETUP with PreviousSessionId can be matched to the
-/// session it replaces after a restart or takeover. Key: `session_id`.
+/// session it replaces after a restart or takeover. Key: `session_id`. duetd records a
+/// session when its first durable open is committed (see its `smb::durable`).
 ///
 /// No key material is stored: a reconnecting client authenticates again (a new SESSION_SETUP)
 /// and derives fresh signing and encryption keys (MS-SMB2 3.3.5.5), so keeping session keys
@@ -272,7 +275,8 @@ pub struct SessionRecord {
 }
 
 /// A client TCP connection, kept so that the node taking over the service address can send
-/// tickle ACKs to the clients. Key: `id` (chosen by the server).
+/// tickle ACKs to the clients. Key: `id` (chosen by the server). duetd records a connection
+/// when its first durable open is committed and removes it when the connection closes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientConnection {
     pub id: u64,

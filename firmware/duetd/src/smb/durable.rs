@@ -17,6 +17,29 @@
 //! response that tells the client is held in the connection's outbox until that commit is
 //! durable (`Outbox::hold`), without blocking the connection meanwhile. Disconnects are
 //! committed without holding anything (after a crash every open is disconnected anyway).
+//! A rename of a file (or of a stream) with durable opens rewrites their records' paths
+//! before its response leaves, since a restart or takeover opens them again by path. An
+//! open of a named stream is recorded as `path:stream` and restored on that stream.
+//!
+//! # Sessions and client connections
+//!
+//! A session gets a `duet_state::SessionRecord`, and a connection a
+//! `duet_state::ClientConnection` (client and server address and port, for the tickle
+//! ACKs of a takeover: [`client_connections`]), when the first durable open that belongs
+//! to it is committed: the records are submitted just before that open's and the same
+//! response (the CREATE that grants it, or a reconnect) waits for them. A session or
+//! connection that never holds a durable open costs no commit at all (most do not; a
+//! session record only serves a PreviousSessionId reconnect of a client with durable
+//! handles, which is what survives a restart), and every session that owns a durable
+//! open has a record before the client learns of the open. Nothing waits for the
+//! removals: a connection's record goes when it closes; a session's at LOGOFF or
+//! connection loss when no durable open of it is left, otherwise when its last one
+//! expires, is closed or is reconnected by another session (the scavenger's sweep), or
+//! when a SESSION_SETUP of the same user names it in PreviousSessionId (that removal the
+//! response waits for). At startup the records of an earlier run that a restored open
+//! belongs to (a session of the open's user and client; a connection of its client) are
+//! kept, the others removed; the kept ones go as above once their opens are reconnected
+//! or expire.
 //!
 //! Lock order: the durable table, then `Server::files`; never the other way round (the
 //! file-table paths that report to this module, locks and breaks, drop their locks first).
@@ -28,11 +51,15 @@ use std::time::Duration;
 
 use duet_fscc::consts::*;
 use duet_hal::fs::{Disposition, Kind, OpenOptions, ShareRoot};
-use duet_state::{ByteRangeLock, Caching, ChangeKind, DurableOpen, DurableVersion, FileIdentity};
+use duet_state::{
+    ByteRangeLock, Caching, ChangeKind, ClientConnection, DurableOpen, DurableVersion,
+    FileIdentity, SessionRecord,
+};
 
 use super::create::{self, CreateContext, FILE_OPENED};
 use super::files::{share_id, ByteLock, FileKey, Open, OpenKind, OpenRef, ShareEntry};
 use super::oplock::{self, Granted, LEVEL_BATCH, LEVEL_LEASE};
+use super::streams::StreamPart;
 use super::{Conn, ConnEvent, Fail, FileId, HResult, Reply, Req, Server, TreeKind, DIALECT_300};
 use crate::wire::header::flags;
 use crate::wire::{le_u32, status, PutLe};
@@ -275,6 +302,19 @@ pub struct Table {
     replays: HashMap<(Guid, Guid), Replayable>,
     /// Persistent id -> its key in `replays`.
     replay_of: HashMap<u64, (Guid, Guid)>,
+    /// The session records in the store, by session id (see "Sessions and client
+    /// connections" in the module doc).
+    sessions: HashMap<u64, SessionRecord>,
+    /// The client connection records in the store, by connection id.
+    conns: HashMap<u64, ConnRecord>,
+}
+
+/// A client connection record as this server keeps track of it.
+struct ConnRecord {
+    record: ClientConnection,
+    /// Recorded by an earlier run of the daemon (or the partner): kept while a restored
+    /// open of its client waits for a reconnect.
+    earlier: bool,
 }
 
 /// An open a replayed CREATE may get back (MS-SMB2 Open.IsReplayEligible and CreateGuid).
@@ -441,6 +481,172 @@ fn session_alive(server: &Server, id: u64) -> bool {
         .lock()
         .map(|r| r.get(id).is_some())
         .unwrap_or(false)
+}
+
+// ------------------------------------------------------------------ sessions, connections
+
+/// The session a durable open belongs to (a restored one: the recorded session of its
+/// user and client, 0 if there was none).
+fn session_of(e: &Entry) -> u64 {
+    match &e.state {
+        State::Connected { session_id, .. } => *session_id,
+        State::Disconnected { open, .. } => open.session_id,
+    }
+}
+
+/// A string as the store takes it in a session record (no control characters, at most
+/// 256 of them): a client's domain name is whatever it sent.
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(256).collect()
+}
+
+/// A durable open of session `session_id` on this connection is about to be committed:
+/// the session and the connection get their records first, unless they have them
+/// already, and whatever answers next waits for them too.
+fn record_owner(conn: &Conn, t: &mut Table, session_id: u64) {
+    use std::collections::hash_map::Entry::Vacant;
+    let server = &conn.server;
+    if let Vacant(slot) = t.sessions.entry(session_id) {
+        let dialect_ok = matches!(conn.neg.dialect, 0x0202 | 0x0210 | 0x0300 | 0x0302 | 0x0311);
+        if let Some(s) = conn.sessions.get(&session_id).filter(|_| dialect_ok) {
+            let record = SessionRecord {
+                session_id,
+                user: clean(&s.user),
+                domain: clean(&s.domain),
+                client_guid: conn.neg.client_guid,
+                dialect: conn.neg.dialect,
+            };
+            conn.outbox.hold(submit(
+                server,
+                ChangeKind::SessionPut {
+                    session: record.clone(),
+                },
+            ));
+            slot.insert(record);
+        }
+    }
+    if let Vacant(slot) = t.conns.entry(conn.id) {
+        let record = ClientConnection {
+            id: conn.id,
+            client: conn.peer,
+            server: conn.local,
+            client_guid: conn.neg.client_guid,
+            connected_since_ms: conn.accepted_ms,
+        };
+        conn.outbox.hold(submit(
+            server,
+            ChangeKind::ClientConnectionPut {
+                connection: record.clone(),
+            },
+        ));
+        slot.insert(ConnRecord {
+            record,
+            earlier: false,
+        });
+    }
+}
+
+/// Forgets a session record and removes it from the store; the ticket of the removal,
+/// if there was a record.
+fn drop_session(server: &Server, t: &mut Table, session_id: u64) -> Option<duet_state::Ticket> {
+    t.sessions.remove(&session_id)?;
+    Some(submit(server, ChangeKind::SessionRemoved { session_id }))
+}
+
+/// Called by `Conn::logoff` and `Conn::teardown` once the sessions have ended (their
+/// durable opens disconnected or closed): the record of each that no durable open
+/// belongs to any more goes (nothing waits for it). One whose opens are parked keeps its
+/// record until they are reconnected elsewhere or expire.
+pub fn session_ended(conn: &Conn, ids: &[u64]) {
+    let server = &conn.server;
+    let mut t = server.durable.lock();
+    if t.sessions.is_empty() {
+        return;
+    }
+    for &id in ids {
+        if t.sessions.contains_key(&id) && !t.entries.values().any(|e| session_of(e) == id) {
+            drop(drop_session(server, &mut t, id));
+        }
+    }
+}
+
+/// Called by `Conn::teardown`: the connection's record goes (nothing waits for it), and
+/// so do those of its sessions that no durable open belongs to.
+pub fn conn_ended(conn: &Conn) {
+    let ids: Vec<u64> = conn.sessions.keys().copied().collect();
+    session_ended(conn, &ids);
+    let server = &conn.server;
+    let mut t = server.durable.lock();
+    if t.conns.remove(&conn.id).is_some() {
+        drop(submit(
+            server,
+            ChangeKind::ClientConnectionRemoved { id: conn.id },
+        ));
+    }
+}
+
+/// Session reconnect (PreviousSessionId, 3.3.5.5.3) by `user`: the recorded session
+/// `previous` of the same user is gone, here or in an earlier run of the daemon, and its
+/// record goes before the SESSION_SETUP response leaves. One of another user stays.
+pub fn previous_session(conn: &Conn, previous: u64, user: &str) {
+    let server = &conn.server;
+    let mut t = server.durable.lock();
+    let same_user = t
+        .sessions
+        .get(&previous)
+        .is_some_and(|r| r.user.to_lowercase() == user.to_lowercase());
+    if same_user {
+        if let Some(ticket) = drop_session(server, &mut t, previous) {
+            conn.outbox.hold(ticket);
+        }
+    }
+}
+
+/// The scavenger's sweep: a session record goes once no durable open belongs to its
+/// session and the session is not valid any more (its last open expired, was purged or
+/// was reconnected by another session); a record of an earlier run's connection goes once
+/// no restored open of its client is left waiting.
+fn sweep_records(server: &Server, t: &mut Table) {
+    if t.sessions.is_empty() && t.conns.is_empty() {
+        return;
+    }
+    let owners: std::collections::HashSet<u64> = t.entries.values().map(session_of).collect();
+    let gone: Vec<u64> = t
+        .sessions
+        .keys()
+        .copied()
+        .filter(|id| !owners.contains(id) && !session_alive(server, *id))
+        .collect();
+    for id in gone {
+        tracing::debug!(session = id, "session record removed: no durable open left");
+        drop(drop_session(server, t, id));
+    }
+    let waiting: std::collections::HashSet<Guid> = t
+        .entries
+        .values()
+        .filter(|e| matches!(e.state, State::Disconnected { restored: true, .. }))
+        .map(|e| e.record.client_guid)
+        .collect();
+    let stale: Vec<u64> = t
+        .conns
+        .iter()
+        .filter(|(_, c)| c.earlier && !waiting.contains(&c.record.client_guid))
+        .map(|(id, _)| *id)
+        .collect();
+    for id in stale {
+        t.conns.remove(&id);
+        drop(submit(server, ChangeKind::ClientConnectionRemoved { id }));
+    }
+}
+
+/// The client connections recorded in the state store (each with its client's and the
+/// server's address and port), for the node that takes the service address over: it
+/// sends each client a tickle ACK so that it notices at once that its TCP connection is
+/// gone and reconnects its durable handles. Ordered by connection id.
+pub fn client_connections(
+    server: &Server,
+) -> Result<Vec<ClientConnection>, duet_state::StoreError> {
+    server.store.list_client_connections()
 }
 
 // ------------------------------------------------------------------ CREATE: before the open
@@ -853,6 +1059,7 @@ pub fn grant(
         return None;
     }
     let meta = open.handle()?.meta().ok()?;
+    let stream = open.handle()?.stream_name();
     let mut app_instance_id = None;
     let (version, create_guid, timeout_ms, ctx) = match *request {
         Request::V1 => (
@@ -889,7 +1096,7 @@ pub fn grant(
         owner_user: user,
         owner_sid: sid,
         share,
-        path: open.path.clone(),
+        path: record_path(&open.path, stream.as_deref()),
         granted_access: open.granted_access,
         share_access: open.share_access,
         create_options: open.create_options,
@@ -925,6 +1132,7 @@ pub fn grant(
         // (`end_of_frame`), so an open closed in the same compound costs no commit.
         let committed = !conn.in_frame;
         if committed {
+            record_owner(conn, &mut t, req.session_id);
             conn.outbox.hold(put(&server, &record));
         } else {
             conn.durable_deferred.push(record.persistent_id);
@@ -955,11 +1163,14 @@ pub fn end_of_frame(conn: &mut Conn) {
     let server = conn.server.clone();
     let mut t = server.durable.lock();
     for id in ids {
+        let owner = match t.entries.get(&id) {
+            Some(e) if !e.committed => session_of(e),
+            _ => continue,
+        };
+        record_owner(conn, &mut t, owner);
         if let Some(e) = t.entries.get_mut(&id) {
-            if !e.committed {
-                e.committed = true;
-                conn.outbox.hold(put(&server, &e.record));
-            }
+            e.committed = true;
+            conn.outbox.hold(put(&server, &e.record));
         }
     }
 }
@@ -986,7 +1197,12 @@ fn reconnect(
     }
     let user = session_user(conn, req.session_id);
     let lease_key = lease_key_of(contexts);
-    let asked_path = create::parse_path(name).ok();
+    // The name as the open is recorded under (a named stream's with its stream).
+    let asked_path = match super::streams::parse_name(name) {
+        Ok((p, StreamPart::None | StreamPart::DefaultData)) => Some(p),
+        Ok((p, StreamPart::Named(s))) => Some(record_path(&p, Some(&s))),
+        _ => None,
+    };
     let server = conn.server.clone();
     let mut t = server.durable.lock();
     // An open still attached to a session that a session reconnect is logging off on its
@@ -1081,6 +1297,7 @@ fn reconnect(
     e.record.position = open.position;
     e.committed = true;
     let meta = open.handle().and_then(|h| h.meta().ok());
+    record_owner(conn, &mut t, req.session_id);
     conn.outbox.hold(put(&server, &e.record));
     let file_id = open.file_id;
     conn.opens.insert(vol, *open);
@@ -1452,6 +1669,73 @@ pub fn handle_event(conn: &mut Conn, ev: Event) {
     }
 }
 
+// ------------------------------------------------------------------ renames
+
+/// After a rename of file `key` to the share path `path` (SET_INFO
+/// FileRenameInformation): its durable opens, on any connection or parked, are recorded
+/// under the new name, so that a restart or takeover restores them there; the rename's
+/// response waits for their records. (A file with open streams cannot be renamed, so
+/// only opens of the file itself can be affected.)
+pub fn file_renamed(conn: &Conn, key: FileKey, path: &str) {
+    if !conn.server.durable.any() {
+        return;
+    }
+    let server = &conn.server;
+    let mut t = server.durable.lock();
+    let Some(ids) = t.by_file.get(&key).cloned() else {
+        return;
+    };
+    for id in ids {
+        let Some(e) = t.entries.get_mut(&id) else {
+            continue;
+        };
+        if let State::Disconnected { open, .. } = &mut e.state {
+            open.path = path.to_string();
+        }
+        let stream = split_record_path(&e.record.path)
+            .ok()
+            .and_then(|(_, s)| s.map(str::to_string));
+        let new = record_path(path, stream.as_deref());
+        if new != e.record.path {
+            e.record.path = new;
+            if e.committed {
+                conn.outbox.hold(put(server, &e.record));
+            }
+        }
+    }
+}
+
+/// After a rename of a named stream (`old`) to another name or onto the file's unnamed
+/// data stream (`new`; `stream`: the stream's name now, `None` for the unnamed one): its
+/// durable open follows it, in the table and in its record, before the response leaves.
+pub fn stream_renamed(conn: &Conn, old: FileKey, new: FileKey, stream: Option<&str>) {
+    if !conn.server.durable.any() {
+        return;
+    }
+    let server = &conn.server;
+    let mut t = server.durable.lock();
+    let Some(ids) = t.by_file.remove(&old) else {
+        return;
+    };
+    t.by_file.entry(new).or_default().extend(&ids);
+    for id in ids {
+        let Some(e) = t.entries.get_mut(&id) else {
+            continue;
+        };
+        e.key = new;
+        if let State::Disconnected { open, .. } = &mut e.state {
+            open.key = Some(new);
+        }
+        let file = split_record_path(&e.record.path)
+            .map(|(f, _)| f.to_string())
+            .unwrap_or_else(|_| e.record.path.clone());
+        e.record.path = record_path(&file, stream);
+        if e.committed {
+            conn.outbox.hold(put(server, &e.record));
+        }
+    }
+}
+
 // ------------------------------------------------------------------ locks and caching
 
 /// After a LOCK request that changed the locks (or lock sequences) of open `vol`: its
@@ -1569,7 +1853,9 @@ pub struct TickReport {
 /// The scavenger (the shell calls it about once a second with the wall clock in ms):
 /// disconnected durable opens whose timeout ran out are closed and their records removed
 /// (MS-SMB2 3.3.2.1 durable open scavenger timer); recorded caching is brought up to date
-/// (breaks that timed out); stale records of pending CREATEs go; the change feed is pruned.
+/// (breaks that timed out); stale records of pending CREATEs go; session and client
+/// connection records nothing needs any more go (`sweep_records`); the change feed is
+/// pruned.
 pub fn tick(server: &Server, now: u64) -> TickReport {
     let mut report = TickReport::default();
     if server.durable.any() {
@@ -1606,6 +1892,7 @@ pub fn tick(server: &Server, now: u64) -> TickReport {
         let mut t = server.durable.lock();
         t.pending
             .retain(|_, (_, _, since)| now.saturating_sub(*since) < PENDING_FORGET_MS);
+        sweep_records(server, &mut t);
     }
     if let Ok(last) = server.store.last_seq() {
         if last > CHANGES_KEPT * 2 {
@@ -1649,15 +1936,30 @@ pub fn restore(server: &Arc<Server>) -> Result<RestoreReport, duet_state::StoreE
         tracing::info!(persistent = o.persistent_id, path = %o.path, "durable open expired while the daemon was down");
     }
     let records = store.list_durable_opens()?;
+    let sessions = store.list_sessions()?;
+    let conns = store.list_client_connections()?;
     let top = records
         .iter()
         .map(|r| r.persistent_id.max(r.volatile_id))
+        .chain(sessions.iter().map(|s| s.session_id))
+        .chain(conns.iter().map(|c| c.id))
         .max()
         .unwrap_or(0);
     server.reserve_ids_above(top);
+    // Which session a restored open belonged to: the recorded session of its user and
+    // client (the record of an open does not name its session; of several, the oldest).
+    let owner = |r: &DurableOpen| {
+        sessions
+            .iter()
+            .filter(|s| s.client_guid == r.client_guid && s.user.to_lowercase() == r.owner_user)
+            .map(|s| s.session_id)
+            .min()
+            .unwrap_or(0)
+    };
     for r in records {
         let id = r.persistent_id;
-        match restore_one(server, r) {
+        let session_id = owner(&r);
+        match restore_one(server, r, session_id) {
             Ok(()) => report.restored += 1,
             Err(why) => {
                 tracing::warn!(persistent = id, reason = %why, "recorded durable open dropped");
@@ -1666,6 +1968,7 @@ pub fn restore(server: &Arc<Server>) -> Result<RestoreReport, duet_state::StoreE
             }
         }
     }
+    restore_records(server, sessions, conns)?;
     tracing::info!(
         restored = report.restored,
         expired = report.expired,
@@ -1675,16 +1978,80 @@ pub fn restore(server: &Arc<Server>) -> Result<RestoreReport, duet_state::StoreE
     Ok(report)
 }
 
-fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
+/// The session and client connection records of an earlier run: those a restored open
+/// belongs to are kept (a reconnecting client names its old session in PreviousSessionId;
+/// the node taking over tickles the connections), the others are removed.
+fn restore_records(
+    server: &Server,
+    sessions: Vec<SessionRecord>,
+    conns: Vec<ClientConnection>,
+) -> Result<(), duet_state::StoreError> {
+    let (owners, clients) = {
+        let t = server.durable.lock();
+        let owners: std::collections::HashSet<u64> = t.entries.values().map(session_of).collect();
+        let clients: std::collections::HashSet<Guid> =
+            t.entries.values().map(|e| e.record.client_guid).collect();
+        (owners, clients)
+    };
+    let mut kept_sessions = Vec::new();
+    for s in sessions {
+        if owners.contains(&s.session_id) {
+            kept_sessions.push(s);
+        } else {
+            server.store.remove_session(s.session_id)?;
+        }
+    }
+    let mut kept_conns = Vec::new();
+    for c in conns {
+        if clients.contains(&c.client_guid) {
+            kept_conns.push(c);
+        } else {
+            server.store.remove_client_connection(c.id)?;
+        }
+    }
+    let mut t = server.durable.lock();
+    for s in kept_sessions {
+        t.sessions.insert(s.session_id, s);
+    }
+    for c in kept_conns {
+        t.conns.insert(
+            c.id,
+            ConnRecord {
+                record: c,
+                earlier: true,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The path a durable open is recorded under: its file's share path, and for an open of
+/// a named stream ":" and the stream's name (as on disk).
+fn record_path(path: &str, stream: Option<&str>) -> String {
+    match stream {
+        Some(s) => format!("{path}:{s}"),
+        None => path.to_string(),
+    }
+}
+
+/// A recorded path split into the file's path and the stream's name. No component of a
+/// share path holds a ':' (`streams::parse_name`), so the first one starts the stream.
+fn split_record_path(path: &str) -> Result<(&str, Option<&str>), String> {
+    match path.split_once(':') {
+        None => Ok((path, None)),
+        Some((file, stream)) if !file.is_empty() && !stream.is_empty() => Ok((file, Some(stream))),
+        Some(_) => Err(format!("recorded path {path:?} is malformed")),
+    }
+}
+
+fn restore_one(server: &Arc<Server>, r: DurableOpen, session_id: u64) -> Result<(), String> {
     let share = server
         .store
         .share(&r.share)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("share {} is gone", r.share))?;
     let root = share_root(server, &share.path)?;
-    if r.path.contains(':') {
-        return Err("named streams are not restored".into());
-    }
+    let (path, stream) = split_record_path(&r.path)?;
     let opts = OpenOptions {
         read: true,
         write: r.granted_access & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0,
@@ -1693,19 +2060,18 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
         attributes_on_create: 0,
         mode: 0o644,
     };
-    let (handle, _) = root
-        .open_file(&r.path, &opts)
-        .map_err(|e| format!("cannot open {}: {e}", r.path))?;
+    let opened = match stream {
+        Some(s) => root.open_stream(path, s, &opts).map(|(h, _)| h),
+        None => root.open_file(path, &opts).map(|(h, _)| h),
+    };
+    let handle = opened.map_err(|e| format!("cannot open {}: {e}", r.path))?;
     let meta = handle.meta().map_err(|e| e.to_string())?;
     if (meta.dev, meta.ino, meta.creation_time) != (r.file.dev, r.file.inode, r.file.creation_time)
     {
         return Err(format!("{} is another file now", r.path));
     }
-    let key = FileKey {
-        dev: meta.dev,
-        ino: meta.ino,
-        stream: 0,
-    };
+    let key = super::streams::key_of(&meta, &handle);
+    let path = path.to_string();
     let who = OpenRef {
         conn: RESTORED_CONN,
         volatile: r.volatile_id,
@@ -1725,7 +2091,7 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
         files.add_open(
             key,
             share_id(&root),
-            &r.path,
+            &path,
             ShareEntry {
                 who,
                 access: r.granted_access,
@@ -1753,9 +2119,9 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen) -> Result<(), String> {
     }
     let open = Open {
         file_id,
-        session_id: 0,
+        session_id,
         tree_id: 0,
-        path: r.path.clone(),
+        path,
         kind: OpenKind::File(Arc::new(handle)),
         granted_access: r.granted_access,
         share_access: r.share_access,

@@ -1001,3 +1001,333 @@ fn an_open_whose_break_is_under_way_is_not_kept_when_its_connection_goes() {
     let done = b.next_message().expect("B's final response");
     assert_eq!(u32::from_le_bytes(done[8..12].try_into().unwrap()), 0);
 }
+
+// ------------------------------------------------------------------ sessions, connections
+
+/// Waits for a change nothing waits for (a removal at logoff or disconnect) to commit.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("never happened: {what}");
+}
+
+fn session_ids(kit: &Kit) -> Vec<u64> {
+    let v = kit.server.store.list_sessions().unwrap();
+    v.into_iter().map(|s| s.session_id).collect()
+}
+
+fn connection_ids(kit: &Kit) -> Vec<u64> {
+    let v = client_connections(&kit.server).unwrap();
+    v.into_iter().map(|c| c.id).collect()
+}
+
+#[test]
+fn a_session_and_its_connection_are_recorded_with_their_first_durable_open() {
+    let kit = Kit::new();
+    let mut c = kit.client_in_session(0x91);
+    c.conn.peer = "192.0.2.7:50123".parse().unwrap();
+    c.conn.local = "192.0.2.1:445".parse().unwrap();
+    c.conn.neg.client_guid = [0x42; 16];
+    // Opens that are not durable cost no commit and record nothing.
+    let before = kit.server.store.commit_stats().operations;
+    let plain = open(&mut c, &file("plain"), BATCH, &[]);
+    assert_eq!(plain.status, 0);
+    let refused = open(&mut c, &file("no-oplock"), 0, &[dhnq()]);
+    assert!(refused.ctx(b"DHnQ").is_none());
+    assert_eq!(kit.server.store.commit_stats().operations, before);
+    assert!(session_ids(&kit).is_empty() && connection_ids(&kit).is_empty());
+    // The first durable open: session, connection and open are on disk with its response.
+    let d = open(&mut c, &file("d"), BATCH, &[dhnq()]);
+    assert!(d.ctx(b"DHnQ").is_some());
+    assert_eq!(
+        kit.server.store.list_sessions().unwrap(),
+        [duet_state::SessionRecord {
+            session_id: 0x91,
+            user: "tester".into(),
+            domain: String::new(),
+            client_guid: [0x42; 16],
+            dialect: crate::smb::DIALECT_311,
+        }]
+    );
+    let conns = client_connections(&kit.server).unwrap();
+    assert_eq!(conns.len(), 1);
+    let rec = &conns[0];
+    assert_eq!(rec.id, c.conn.id);
+    assert_eq!(rec.client, "192.0.2.7:50123".parse().unwrap());
+    assert_eq!(rec.server, "192.0.2.1:445".parse().unwrap());
+    assert_eq!(rec.client_guid, [0x42; 16]);
+    assert_eq!(rec.connected_since_ms, c.conn.accepted_ms);
+    assert!(stored(&kit, d.fid.persistent).is_some());
+    // The next durable open of the same session and connection commits only itself.
+    let ops = kit.server.store.commit_stats().operations;
+    let d2 = open(&mut c, &file("d2"), BATCH, &[dh2q(0, 0, [2; 16])]);
+    assert!(d2.ctx(b"DH2Q").is_some());
+    assert_eq!(kit.server.store.commit_stats().operations, ops + 1);
+    // Closing them leaves the records of the live session and connection alone.
+    assert_eq!(c.close(d.fid), 0);
+    assert_eq!(c.close(d2.fid), 0);
+    tick(&kit.server, duet_state::unix_time_ms());
+    assert_eq!(session_ids(&kit), [0x91]);
+    assert_eq!(connection_ids(&kit), [c.conn.id]);
+    // The connection goes: so do its record and that of its session (no durable open left).
+    drop(c);
+    eventually("records removed at teardown", || {
+        session_ids(&kit).is_empty() && connection_ids(&kit).is_empty()
+    });
+}
+
+#[test]
+fn a_session_record_stays_while_its_durable_opens_wait_and_goes_with_the_last() {
+    let kit = Kit::new();
+    // LOGOFF of a session whose durable opens were closed: its record goes.
+    let mut a = kit.client_in_session(0x92);
+    let gone = open(&mut a, &file("a"), BATCH, &[dhnq()]);
+    assert_eq!(session_ids(&kit), [0x92]);
+    assert_eq!(a.close(gone.fid), 0);
+    assert_eq!(a.logoff(), 0);
+    eventually("session record removed at logoff", || {
+        session_ids(&kit).is_empty()
+    });
+    // The connection's record stays until the connection closes.
+    assert_eq!(connection_ids(&kit), [a.conn.id]);
+    drop(a);
+    eventually("connection record removed", || {
+        connection_ids(&kit).is_empty()
+    });
+
+    // A session that loses its connection with durable opens keeps its record ...
+    let mut b = kit.client_in_session(0x93);
+    let short = open(&mut b, &file("s"), BATCH, &[dh2q(1, 0, [1; 16])]);
+    let long = open(&mut b, &file("l"), BATCH, &[dh2q(0, 0, [2; 16])]);
+    drop(b);
+    eventually("connection record removed", || {
+        connection_ids(&kit).is_empty()
+    });
+    assert_eq!(session_ids(&kit), [0x93]);
+    // ... while any of them is left ...
+    let now = duet_state::unix_time_ms();
+    assert_eq!(tick(&kit.server, now + 1_000).expired, 1);
+    assert!(stored(&kit, short.fid.persistent).is_none());
+    assert_eq!(session_ids(&kit), [0x93]);
+    // ... and loses it when the scavenger expires the last one.
+    assert_eq!(tick(&kit.server, now + 120_000).expired, 1);
+    assert!(stored(&kit, long.fid.persistent).is_none());
+    eventually("session record removed at expiry", || {
+        session_ids(&kit).is_empty()
+    });
+
+    // LOGOFF with a durable open: the open is parked, the record kept; a reconnect from
+    // another session moves the open, and the old session's record goes.
+    let mut c = kit.client_in_session(0x94);
+    let d = open(&mut c, &file("d"), BATCH, &[dhnq()]);
+    assert_eq!(c.logoff(), 0);
+    tick(&kit.server, duet_state::unix_time_ms());
+    assert_eq!(session_ids(&kit), [0x94]);
+    let mut n = kit.client_in_session(0x95);
+    let back = open(&mut n, &file("d"), 0, &[dhnc(d.fid)]);
+    assert_eq!(back.status, 0);
+    let mut ids = session_ids(&kit);
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [0x94, 0x95],
+        "the new session is recorded with the reconnect"
+    );
+    tick(&kit.server, duet_state::unix_time_ms());
+    eventually("the old session's record removed", || {
+        session_ids(&kit) == [0x95]
+    });
+    assert_eq!(n.close(d.fid), 0);
+}
+
+#[test]
+fn a_restart_keeps_the_records_its_restored_opens_need() {
+    let kit = Kit::new();
+    let mut c = kit.client_in_session(0x96);
+    let client_guid = [0x24; 16];
+    c.conn.neg.client_guid = client_guid;
+    let d = open(&mut c, &file("f"), BATCH, &[dh2q(0, 0, [6; 16])]);
+    assert_eq!(session_ids(&kit), [0x96]);
+    crash(c);
+    let store = &kit.server.store;
+    // What a killed daemon leaves behind: its client's connection, and records no
+    // restored open needs.
+    let conn_rec = |id: u64, guid: Guid| duet_state::ClientConnection {
+        id,
+        client: "192.0.2.9:49999".parse().unwrap(),
+        server: "192.0.2.1:445".parse().unwrap(),
+        client_guid: guid,
+        connected_since_ms: 1,
+    };
+    store
+        .put_client_connection(&conn_rec(0x300, client_guid))
+        .unwrap();
+    store
+        .put_client_connection(&conn_rec(0x301, [0xee; 16]))
+        .unwrap();
+    store
+        .put_session(&duet_state::SessionRecord {
+            session_id: 0x302,
+            user: "nobody".into(),
+            domain: String::new(),
+            client_guid: [0xee; 16],
+            dialect: crate::smb::DIALECT_311,
+        })
+        .unwrap();
+    let kit = kit.restart();
+    assert_eq!(session_ids(&kit), [0x96]);
+    let conns = client_connections(&kit.server).unwrap();
+    assert_eq!(conns, [conn_rec(0x300, client_guid)]);
+    assert!(kit.server.new_id() > 0x302, "ids stay above recorded ones");
+    assert_eq!(kit.server.durable.lock().sessions[&0x96].session_id, 0x96);
+    // Nothing changes while the open waits.
+    tick(&kit.server, duet_state::unix_time_ms());
+    assert_eq!(session_ids(&kit), [0x96]);
+    assert_eq!(connection_ids(&kit), [0x300]);
+    // The client comes back on a new connection and session.
+    let mut n = kit.client_in_session(0x97);
+    n.conn.neg.client_guid = client_guid;
+    let back = open(&mut n, &file("f"), 0, &[dh2c(d.fid, [6; 16])]);
+    assert_eq!((back.status, back.fid), (0, d.fid));
+    tick(&kit.server, duet_state::unix_time_ms());
+    eventually("the earlier run's records removed", || {
+        session_ids(&kit) == [0x97] && connection_ids(&kit) == [n.conn.id]
+    });
+}
+
+// ------------------------------------------------------------------ renames, streams
+
+#[test]
+fn a_renamed_durable_open_is_restored_under_its_new_name() {
+    let kit = Kit::new();
+    let mut c = kit.client();
+    let b = open(&mut c, &file("old.txt"), BATCH, &[dhnq()]);
+    let l = open(
+        &mut c,
+        &file("lease-old"),
+        LEASE,
+        &[lease([5; 16], RWH), dh2q(0, 0, [5; 16])],
+    );
+    assert_eq!(c.write(b.fid, 0, b"renamed data"), 0);
+    std::fs::create_dir(kit.path("sub")).unwrap();
+    assert_eq!(c.rename(b.fid, "sub\\new.txt", false), 0);
+    assert_eq!(c.rename(l.fid, "lease-new", false), 0);
+    // The records follow before the responses leave.
+    assert_eq!(stored(&kit, b.fid.persistent).unwrap().path, "sub/new.txt");
+    assert_eq!(stored(&kit, l.fid.persistent).unwrap().path, "lease-new");
+    let client_guid = c.conn.neg.client_guid;
+    crash(c);
+    let kit = kit.restart();
+    assert_eq!(kit.server.durable.lock().len(), 2);
+    let mut c = kit.client();
+    c.conn.neg.client_guid = client_guid;
+    let r = open(&mut c, &file("sub\\new.txt"), 0, &[dhnc(b.fid)]);
+    assert_eq!((r.status, r.level, r.fid), (0, BATCH, b.fid));
+    assert_eq!(c.read(b.fid, 0, 12), (0, b"renamed data".to_vec()));
+    // A lease reconnect must name the file as it is called now.
+    let wrong = open(
+        &mut c,
+        &file("lease-old"),
+        LEASE,
+        &[lease([5; 16], 0), dh2c(l.fid, [5; 16])],
+    );
+    assert_eq!(wrong.status, status::INVALID_PARAMETER);
+    let r = open(
+        &mut c,
+        &file("lease-new"),
+        LEASE,
+        &[lease([5; 16], 0), dh2c(l.fid, [5; 16])],
+    );
+    assert_eq!((r.status, r.lease_state()), (0, Some(RWH)));
+    assert_eq!(c.close(b.fid), 0);
+    assert_eq!(c.close(l.fid), 0);
+    assert!(kit.server.store.list_durable_opens().unwrap().is_empty());
+}
+
+#[test]
+fn durable_opens_of_streams_are_restored_on_their_streams() {
+    let kit = Kit::new();
+    if !kit.root.xattrs_supported() {
+        // As the other stream tests: named streams need user xattrs.
+        eprintln!("skipped: no user xattrs on the test directory");
+        return;
+    }
+    let mut c = kit.client();
+    let f = open(&mut c, &file("f"), 0, &[]);
+    assert_eq!(c.write(f.fid, 0, b"file data"), 0);
+    assert_eq!(c.close(f.fid), 0);
+    let s = open(&mut c, &file("f:ads"), BATCH, &[dhnq()]);
+    assert!(s.ctx(b"DHnQ").is_some(), "{s:?}");
+    assert_eq!(c.write(s.fid, 0, b"stream data"), 0);
+    assert_eq!(stored(&kit, s.fid.persistent).unwrap().path, "f:ads");
+    // A leased stream, renamed: its record follows the new stream name.
+    let l = open(
+        &mut c,
+        &file("f:two"),
+        LEASE,
+        &[lease([8; 16], RWH), dh2q(0, 0, [8; 16])],
+    );
+    assert_eq!(l.lease_state(), Some(RWH));
+    assert_eq!(c.write(l.fid, 0, b"leased"), 0);
+    assert_eq!(c.rename(l.fid, ":three", false), 0);
+    assert_eq!(stored(&kit, l.fid.persistent).unwrap().path, "f:three");
+    let client_guid = c.conn.neg.client_guid;
+    crash(c);
+    let kit = kit.restart();
+    assert_eq!(kit.server.durable.lock().len(), 2);
+    // The restored opens hold their streams (no sharing), not the file.
+    let mut o = kit.client();
+    let want = |name: &str| CreateArgs {
+        desired: FILE_READ_DATA,
+        share: 7,
+        disposition: FILE_OPEN,
+        ..CreateArgs::new(name)
+    };
+    assert_eq!(
+        open(&mut o, &want("f:ads"), 0, &[]).status,
+        status::SHARING_VIOLATION
+    );
+    let plain = open(&mut o, &want("f"), 0, &[]);
+    assert_eq!(plain.status, 0);
+    assert_eq!(o.read(plain.fid, 0, 9), (0, b"file data".to_vec()));
+    assert_eq!(o.close(plain.fid), 0);
+    // The client reconnects both and reads the streams' data.
+    let mut c = kit.client();
+    c.conn.neg.client_guid = client_guid;
+    let r = open(&mut c, &file("f:ads"), 0, &[dhnc(s.fid)]);
+    assert_eq!((r.status, r.fid), (0, s.fid));
+    assert_eq!(c.read(s.fid, 0, 11), (0, b"stream data".to_vec()));
+    let r = open(
+        &mut c,
+        &file("f:three"),
+        LEASE,
+        &[lease([8; 16], 0), dh2c(l.fid, [8; 16])],
+    );
+    assert_eq!((r.status, r.lease_state()), (0, Some(RWH)));
+    assert_eq!(c.read(l.fid, 0, 6), (0, b"leased".to_vec()));
+    assert_eq!(c.close(s.fid), 0);
+    assert_eq!(c.close(l.fid), 0);
+    assert!(kit.server.store.list_durable_opens().unwrap().is_empty());
+}
+
+#[test]
+fn malformed_recorded_paths_are_dropped_at_restore_without_a_panic() {
+    for bad in [":ads", "f:", ":"] {
+        let kit = Kit::new();
+        let mut c = kit.client();
+        let d = open(&mut c, &file("f"), BATCH, &[dhnq()]);
+        crash(c);
+        let mut rec = stored(&kit, d.fid.persistent).unwrap();
+        rec.path = bad.into();
+        kit.server.store.put_durable_open(&rec).unwrap();
+        let kit = kit.restart();
+        assert!(kit.server.durable.lock().is_empty(), "{bad}");
+        assert!(stored(&kit, d.fid.persistent).is_none(), "{bad}");
+    }
+    assert_eq!(split_record_path("a/b:c"), Ok(("a/b", Some("c"))));
+    assert_eq!(split_record_path("a/b"), Ok(("a/b", None)));
+}

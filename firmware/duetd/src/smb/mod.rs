@@ -556,6 +556,9 @@ pub struct Conn {
     pub in_frame: bool,
     /// Persistent ids of durable opens granted in the frame being handled.
     pub durable_deferred: Vec<u64>,
+    /// When the connection was accepted (ms since the Unix epoch; its client connection
+    /// record carries it: `durable.rs`).
+    pub accepted_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -621,6 +624,7 @@ impl Conn {
             replay_state: Default::default(),
             in_frame: false,
             durable_deferred: Vec::new(),
+            accepted_ms: duet_state::unix_time_ms(),
         }
     }
 
@@ -1405,6 +1409,7 @@ impl Conn {
         if let Ok(mut reg) = self.server.sessions.lock() {
             reg.remove(session_id, self.id);
         }
+        durable::session_ended(self, &[session_id]);
     }
 
     /// Releases everything the connection held: opens (share modes, locks, delete on
@@ -1429,5 +1434,6 @@ impl Conn {
             m.remove(&conn_id);
         }
         self.pending.clear();
+        durable::conn_ended(self);
     }
 }

@@ -137,6 +137,8 @@ pub fn rename(
         if let Ok(mut f) = conn.server.files.lock() {
             f.set_path(&k, &target);
         }
+        // Durable opens are restored by path: their records follow the file.
+        super::durable::file_renamed(conn, k, &target);
     }
     for o in conn.opens.values_mut() {
         if o.key == key && key.is_some() {

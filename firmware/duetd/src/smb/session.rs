@@ -269,7 +269,9 @@ fn finish_reauth(conn: &mut Conn, session_id: u64, auth: Authenticated) -> HResu
 }
 
 /// Session reconnect (3.3.5.5.3, PreviousSessionId): the old session of the same user is
-/// logged off, wherever it lives; one of another user is left alone.
+/// logged off, wherever it lives, and its record in the state store removed (also when
+/// it is only recorded: it was a session of the daemon before a restart or takeover);
+/// one of another user is left alone.
 fn close_previous(conn: &mut Conn, previous: u64, user: &str) {
     let owner = match conn.server.sessions.lock() {
         Ok(mut reg) => reg.take_if_user(previous, &user.to_lowercase()),
@@ -291,6 +293,9 @@ fn close_previous(conn: &mut Conn, previous: u64, user: &str) {
         }
         None => {}
     }
+    // Its record in the state store (a session that owned durable opens, perhaps of an
+    // earlier run of the daemon) goes too.
+    super::durable::previous_session(conn, previous, user);
 }
 
 /// A SESSION_SETUP with SMB2_SESSION_FLAG_BINDING (3.3.5.5.2). duet has no multichannel,

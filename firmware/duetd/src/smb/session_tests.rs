@@ -404,7 +404,12 @@ impl Client {
     /// Feeds one frame; the one response it produced.
     fn exchange(&mut self, frame: &[u8]) -> Vec<u8> {
         assert_eq!(self.conn.handle_frame(frame), Flow::Continue);
-        let r = self.rx.try_recv().expect("a response");
+        let mut r = self.rx.try_recv().expect("a response");
+        // Markers: the response waits for state-store commits (durable handles).
+        while r.is_empty() {
+            self.conn.outbox.wait_marker().expect("commit");
+            r = self.rx.try_recv().expect("a response");
+        }
         assert!(self.rx.try_recv().is_err(), "exactly one response");
         r
     }
@@ -1045,4 +1050,101 @@ fn registry_owner_rules() {
     r.remove_conn(10);
     assert_eq!(r.len(), 1);
     assert!(r.get(3).is_some());
+}
+
+// ------------------------------------------------------------------ recorded sessions
+
+impl Client {
+    /// A CREATE with a batch oplock and `context` (DHnQ or DHnC): the status and FileId.
+    fn durable_create(
+        &mut self,
+        s: &Sess,
+        tid: u32,
+        name: &str,
+        context: (&[u8], Vec<u8>),
+    ) -> (u32, [u8; 16]) {
+        let args = crate::smb::testkit::CreateArgs::new(name);
+        let body = crate::smb::testkit::create_body(&args, 0x09, &[context]);
+        let req = self.signed(s, CREATE, tid, &body);
+        let resp = self.exchange(&req);
+        let mut fid = [0u8; 16];
+        if st(&resp) == status::SUCCESS {
+            fid.copy_from_slice(&resp[64 + 64..64 + 80]);
+        }
+        (st(&resp), fid)
+    }
+}
+
+/// The daemon stops and starts again on the same state directory (its durable handles
+/// restored). Every connection of the old server must be gone.
+fn restart(e: Env) -> Env {
+    let Env { _dir, server } = e;
+    let cfg = server.cfg.clone();
+    assert_eq!(Arc::strong_count(&server), 1, "a connection is alive");
+    drop(server);
+    let store = duet_state::Store::open(&_dir.path().join("state")).unwrap();
+    let server = Server::new(cfg, Arc::new(store));
+    crate::smb::durable::restore(&server).unwrap();
+    Env { _dir, server }
+}
+
+fn recorded(e: &Env) -> Vec<u64> {
+    let v = e.server.store.list_sessions().unwrap();
+    v.into_iter().map(|s| s.session_id).collect()
+}
+
+#[test]
+fn a_session_with_a_durable_open_is_recorded_and_a_reconnect_after_a_restart_removes_it() {
+    let e = env();
+    let mut c = Client::new(&e, Neg::smb311(&[1], &[]));
+    let old = c.logon_ok(ALICE);
+    let tid = c.tree_connect(&old);
+    // A session without durable opens is not recorded.
+    assert_eq!(c.create(&old, tid, "plain.txt"), status::SUCCESS);
+    assert!(recorded(&e).is_empty());
+    let (st0, fid) = c.durable_create(&old, tid, "d.txt", (b"DHnQ", vec![0; 16]));
+    assert_eq!(st0, status::SUCCESS);
+    let recs = e.server.store.list_sessions().unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].session_id, old.id);
+    assert!(recs[0].user.eq_ignore_ascii_case("alice"));
+    assert_eq!(recs[0].client_guid, c.conn.neg.client_guid);
+    assert_eq!(recs[0].dialect, DIALECT_311);
+    // The connection drops, the daemon restarts: the session is kept with its open.
+    drop(c);
+    let e = restart(e);
+    assert_eq!(recorded(&e), [old.id]);
+    // A reconnect by another user naming it leaves it alone.
+    let mut b = Client::new(&e, Neg::smb311(&[1], &[]));
+    let (resp, _) = b.logon(BOB, None, old.id);
+    assert_eq!(st(&resp), status::SUCCESS);
+    assert_eq!(recorded(&e), [old.id]);
+    // Its user's reconnect removes it before the response arrives; the open comes back
+    // into the new session, which is recorded with it.
+    let mut c = Client::new(&e, Neg::smb311(&[1], &[]));
+    let (resp, new) = c.logon(ALICE, None, old.id);
+    assert_eq!(st(&resp), status::SUCCESS);
+    let new = new.unwrap();
+    assert!(recorded(&e).is_empty());
+    let tid = c.tree_connect(&new);
+    let (st1, back) = c.durable_create(&new, tid, "d.txt", (b"DHnC", fid.to_vec()));
+    assert_eq!((st1, back), (status::SUCCESS, fid));
+    assert_eq!(recorded(&e), [new.id]);
+}
+
+#[test]
+fn a_reconnect_without_a_restart_removes_the_previous_sessions_record() {
+    let e = env();
+    let mut a = Client::new(&e, Neg::smb311(&[1], &[]));
+    let old = a.logon_ok(ALICE);
+    let tid = a.tree_connect(&old);
+    let (st0, _) = a.durable_create(&old, tid, "d.txt", (b"DHnQ", vec![0; 16]));
+    assert_eq!(st0, status::SUCCESS);
+    assert_eq!(recorded(&e), [old.id]);
+    // Same connection: the old session is logged off (its open parked) and its record
+    // goes with the SESSION_SETUP response.
+    let (resp, _) = a.logon(ALICE, None, old.id);
+    assert_eq!(st(&resp), status::SUCCESS);
+    assert!(recorded(&e).is_empty());
+    assert!(a.conn.opens.is_empty());
 }

@@ -361,6 +361,7 @@ fn rename_stream(
     if let Some(o) = conn.opens.get_mut(&vol) {
         o.key = Some(new_key);
     }
+    super::durable::stream_renamed(conn, key, new_key, handle.stream_name().as_deref());
     Ok(())
 }
 
