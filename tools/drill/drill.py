@@ -15,8 +15,12 @@ Prints failover time (kill to reconnected handle) p50/p99/max, handles reconnect
 verified; writes the figures as JSON with --json. Exit status 0 only if every handle
 reconnected and every byte read back equal. Needs root (namespaces, VIP, raw sockets).
 
+With --scenarios it then checks the pair's other behaviours: admin changes mirrored and
+refused on the passive node, a planned switchover with durable handles, a cut heartbeat
+cable (exactly one node serves), forged frames refused and counted.
+
 Usage: drill.py [--duetd BIN] [--duetctl BIN] [--handles N] [--rounds K] [--prefix P]
-                [--venv DIR] [--json FILE] [--keep]
+                [--venv DIR] [--json FILE] [--keep] [--scenarios]
 """
 
 import argparse
@@ -191,7 +195,7 @@ def client_main(args):
             while pending and time.monotonic() < deadline:
                 attempts += 1
                 try:
-                    conn, tree = connect(client_guid, 2)
+                    conn, tree = connect(client_guid, 0.5)
                 except Exception:
                     time.sleep(0.02)
                     continue
@@ -354,6 +358,76 @@ dir = "{self.lock}"
             subprocess.run([os.path.join(ROOT, "tools/lab/lab.sh"), "down"], env=env, stdout=subprocess.DEVNULL)
 
 
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print(f"ok: {what}", flush=True)
+
+
+def scenarios(args, pair, ask, client):
+    """The pair's behaviours beyond kill -9: mirroring of admin changes, a passive node
+    refusing local changes, planned switchover with durable handles, a cut heartbeat cable
+    (exactly one node serves), and forged frames (refused and counted)."""
+    active = pair.wait_synchronous()
+    passive = "b" if active == "a" else "a"
+    ctl = args.duetctl
+
+    # Admin changes on the serving node reach the partner's store before duetctl returns.
+    subprocess.run([ctl, "--state", pair.state(active), "user", "add", "mirrored"], input="Mirror-Pass-3\n", text=True, check=True)
+    users = subprocess.run([ctl, "--state", pair.state(passive), "user", "list"], capture_output=True, text=True, check=True).stdout
+    check("mirrored" in users, "a user added on the serving node is in the passive node's store")
+    r = subprocess.run([ctl, "--state", pair.state(passive), "user", "add", "local"], input="Local-Pass-3\n", text=True, capture_output=True)
+    check(r.returncode != 0 and "does not serve" in r.stderr, f"the passive node refuses local changes ({r.stderr.strip()})")
+
+    # Planned switchover: every durable handle comes back on the partner.
+    ask(f"open 100 {max(4, args.handles)}")
+    t0 = time.monotonic()
+    out = subprocess.run([ctl, "--state", pair.state(active), "cluster", "switchover"], capture_output=True, text=True)
+    check(out.returncode == 0, f"switchover accepted ({out.stdout.strip() or out.stderr.strip()})")
+    client.stdin.write(f"killed {t0}\n")
+    client.stdin.flush()
+    reply = json.loads(client.stdout.readline() or "{}")
+    res = reply.get("results", [])
+    back = [r for r in res if "reconnect_s" in r and r["equal"]]
+    check(len(back) == len(res) and res, f"switchover: {len(back)}/{len(res)} durable handles reconnected on the partner with their data, in {max(r['reconnect_s'] for r in back) if back else float('nan'):.3f} s")
+    active = pair.wait_synchronous()
+    check(active == passive, f"node {passive} serves after the switchover")
+    passive = "b" if active == "a" else "a"
+
+    # Cut only the heartbeat cable: exactly one node serves, the whole time.
+    subprocess.run(["ip", "-n", pair.ns(active), "link", "set", "eth1", "down"], check=True)
+    both, none_at_end = 0, False
+    deadline = time.monotonic() + 4
+    serving = []
+    while time.monotonic() < deadline:
+        serving = [n for n in ("a", "b") if pair.status(n).get("serving") == "true"]
+        if len(serving) > 1:
+            both += 1
+        time.sleep(0.1)
+    none_at_end = not serving
+    check(both == 0 and not none_at_end, f"cable cut: exactly one node serves ({serving})")
+    vips = [n for n in ("a", "b") if VIP in subprocess.run(["ip", "-n", pair.ns(n), "addr", "show", "eth0"], capture_output=True, text=True).stdout]
+    check(vips == serving, f"cable cut: the VIP is on the serving node only ({vips})")
+    subprocess.run(["ip", "-n", pair.ns(active), "link", "set", "eth1", "up"], check=True)
+    pair.wait_synchronous(timeout=20)
+    check(True, "cable back: the pair is synchronous again")
+
+    # Forged and replayed frames on the data path are refused and counted.
+    before = int(pair.status(active).get("frames_refused", "0"))
+    forged = b"DC" + bytes([1, 1, 1]) + os.urandom(60)
+    payload = forged.hex()
+    subprocess.run(
+        ["ip", "netns", "exec", pair.ns(passive), sys.executable, "-c",
+         "import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+         f"[s.sendto(bytes.fromhex('{payload}'),('{'192.0.2.11' if active == 'a' else '192.0.2.12'}',7400)) for _ in range(20)]"],
+        check=True,
+    )
+    time.sleep(0.3)
+    after = int(pair.status(active).get("frames_refused", "0"))
+    check(after >= before + 20, f"forged frames refused and counted ({after - before})")
+    check(pair.wait_synchronous() == active, "forged frames changed nothing")
+
+
 def percentile(xs, p):
     xs = sorted(xs)
     if not xs:
@@ -418,6 +492,8 @@ def driver_main(args):
                     print(f"  {r['name']}: {r['error']}", flush=True)
             pair.start(active)
         pair.wait_synchronous()
+        if args.scenarios:
+            scenarios(args, pair, ask, client)
         ask_quit = client.stdin
         ask_quit.write("quit\n")
         ask_quit.flush()
@@ -471,6 +547,7 @@ def main():
     ap.add_argument("--venv", default=os.path.join(ROOT, "target/drill-venv"))
     ap.add_argument("--json")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--scenarios", action="store_true", help="also switchover, cable cut, forged frames, mirrored admin changes")
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:

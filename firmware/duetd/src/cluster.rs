@@ -61,12 +61,26 @@ pub struct Handle {
 }
 
 enum Command {
+    /// The daemon stops: give the service up (the partner takes over when the heartbeats
+    /// stop), then answer.
+    Stop(mpsc::Sender<Result<String, String>>),
     Status(mpsc::Sender<Result<String, String>>),
     Switchover(mpsc::Sender<Result<String, String>>),
     ForceTakeover(mpsc::Sender<Result<String, String>>),
 }
 
 impl Handle {
+    /// Before the process exits: stop serving as a release would (fence the store, remove
+    /// the VIP, close client connections, demote storage), so the partner can take over
+    /// cleanly once the heartbeats stop.
+    pub fn stop(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self.cmds.send(Command::Stop(tx)).is_ok() {
+            self.waker.wake();
+            let _ = rx.recv_timeout(Duration::from_secs(15));
+        }
+    }
+
     /// Answers `duetctl cluster ...` (the admin socket's hook).
     pub fn command(&self, cmd: duet_state::admin::ClusterCommand) -> Result<String, String> {
         use duet_state::admin::ClusterCommand as C;
@@ -245,6 +259,7 @@ pub fn start(
         saved,
         dir: settings.state_dir.clone(),
         next_prune: 30_000,
+        next_report: 0,
         last_role: Role::Starting,
     };
     std::thread::Builder::new()
@@ -280,6 +295,7 @@ struct Shell {
     saved: NodeState,
     dir: PathBuf,
     next_prune: Millis,
+    next_report: Millis,
     last_role: Role,
 }
 
@@ -330,24 +346,16 @@ impl Shell {
             }
             // Frames on the link.
             self.link.poll(Instant::now());
-            loop {
-                let node = &mut self.node;
-                let got = self
-                    .link
-                    .recv_with(|payload, _src| node.handle_frame(now, Path::Link, payload));
-                if got.is_none() {
-                    break;
-                }
-            }
+            let node = &mut self.node;
+            while self
+                .link
+                .recv_with(|payload, _src| node.handle_frame(now, Path::Link, payload))
+                .is_some()
+            {}
             // Heartbeats on the data network, from the partner's address only.
-            loop {
-                match self.data.recv_from(&mut buf) {
-                    Ok((n, src)) => {
-                        if src.ip() == self.partner_data.ip() {
-                            self.node.handle_frame(now, Path::Data, &buf[..n]);
-                        }
-                    }
-                    Err(_) => break,
+            while let Ok((n, src)) = self.data.recv_from(&mut buf) {
+                if src.ip() == self.partner_data.ip() {
+                    self.node.handle_frame(now, Path::Data, &buf[..n]);
                 }
             }
             self.tiebreaker(now);
@@ -358,6 +366,23 @@ impl Shell {
                 self.node.handle_timeout(now);
             }
             self.drain(now);
+            if now >= self.next_report {
+                // Once a second while the partner is silent and this node does not serve:
+                // what the takeover rules see (why it does or does not take over).
+                self.next_report = now + 1000;
+                let r = self.node.report();
+                if !r.partner_contact && !r.role.is_serving() {
+                    tracing::info!(
+                        role = ?r.role,
+                        in_sync = r.in_sync,
+                        data_path_up = r.data_path_up,
+                        tiebreaker_ok = r.tiebreaker_ok,
+                        carrier = self.carrier,
+                        last_reply_ms_ago = self.last_reply.map(|t| now.saturating_sub(t)),
+                        "partner silent, not serving"
+                    );
+                }
+            }
             if now >= self.next_prune {
                 self.next_prune = now + 30_000;
                 self.prune();
@@ -579,6 +604,20 @@ impl Shell {
 
     fn command(&mut self, now: Millis, cmd: Command) {
         match cmd {
+            Command::Stop(reply) => {
+                if let Some(t) = self.takeover.take() {
+                    let _ = t.join();
+                }
+                if self.effects.service.is_serving() {
+                    tracing::warn!("stopping: giving the service up");
+                    self.effects.release(&duet_cluster::RELEASE_EFFECTS);
+                }
+                let _ = reply.send(Ok(String::new()));
+                // No more heartbeats: the process exits next.
+                loop {
+                    std::thread::park();
+                }
+            }
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.status()));
             }

@@ -199,8 +199,25 @@ fn build_server(s: SmbSettings, store: Arc<duet_state::Store>) -> Arc<Server> {
     server
 }
 
+/// Opens the state store; while another process holds it (duetctl working offline, or a
+/// daemon still exiting) it tries again for a few seconds before giving up.
+fn open_store(state: &std::path::Path) -> Result<duet_state::Store, Exit> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match duet_state::Store::open(state) {
+            Ok(s) => return Ok(s),
+            Err(duet_state::StoreError::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(Exit::Fail(e.to_string())),
+        }
+    }
+}
+
 fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
-    let store = Arc::new(duet_state::Store::open(&state).map_err(|e| Exit::Fail(e.to_string()))?);
+    let store = Arc::new(open_store(&state)?);
     let sock = state.join("duetd.sock");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -208,6 +225,7 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
         .map_err(|e| Exit::Fail(format!("tokio runtime: {e}")))?;
     // Checked now, so a bad setting is a startup error and not a failed takeover later.
     let first = smb_settings(&cfg, &store).map_err(Exit::Fail)?;
+    let mut pair: Option<Arc<duetd::cluster::Handle>> = None;
     let service = match &cfg.cluster {
         None => {
             duet_state::admin::serve(store.clone(), &sock)
@@ -251,6 +269,7 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
                 duetd::cluster::start(settings, store.clone(), service.clone(), factory)
                     .map_err(Exit::Fail)?,
             );
+            pair = Some(handle.clone());
             let hook: duet_state::admin::ClusterHook = Arc::new(move |c| handle.command(c));
             duet_state::admin::serve_with_cluster(store.clone(), &sock, Some(hook))
                 .map_err(|e| Exit::Fail(format!("admin socket {}: {e}", sock.display())))?;
@@ -279,6 +298,9 @@ fn start(cfg: BoardConfig, state: PathBuf) -> Result<(), Exit> {
             _ = term.recv() => {}
         }
         tracing::info!("duetd stopping");
+        if let Some(p) = pair {
+            tokio::task::spawn_blocking(move || p.stop()).await.ok();
+        }
         Ok(())
     })
 }

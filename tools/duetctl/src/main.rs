@@ -308,7 +308,17 @@ fn dispatch(dir: &Path, req: AdminRequest) -> Result<AdminReply, String> {
             if matches!(
                 e.kind(),
                 io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) => {}
+            ) =>
+        {
+            // Cluster commands are for the running node only; opening the store here would
+            // also keep a (re)starting duetd from opening it.
+            if matches!(req, AdminRequest::Cluster(_)) {
+                return Err(format!(
+                    "no duetd answers on {}: cluster commands need the running daemon",
+                    sock.display()
+                ));
+            }
+        }
         Err(e) => return Err(format!("admin socket {}: {e}", sock.display())),
     }
 
@@ -369,7 +379,12 @@ fn run(cli: Cli) -> Result<(), String> {
         AdminReply::Users(users) => out = format_users(&users),
         AdminReply::Shares(shares) => out = format_shares(&shares),
         AdminReply::Setting(Some(value)) => out = format!("{value}\n"),
-        AdminReply::Text(text) => out = text,
+        AdminReply::Text(mut text) => {
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            out = text
+        }
         AdminReply::Setting(None) => {
             return Err(format!(
                 "setting {:?} is not set",
