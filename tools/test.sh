@@ -20,7 +20,8 @@ if [ "$INSTALL" = 1 ]; then
     need=()
     # python3-venv: the durable-handle acceptance test (firmware/duetd/tests/durable_restart.py)
     # installs Python smbprotocol from PyPI into a venv under target/.
-    for p in smbclient samba-testsuite python3-venv; do
+    # iproute2: the two-node tests build a network-namespace lab (tools/lab/lab.sh).
+    for p in smbclient samba-testsuite python3-venv iproute2; do
         dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
     done
     if [ ${#need[@]} -gt 0 ]; then
@@ -45,3 +46,10 @@ fi
 
 echo "== smbtorture against duetd"
 tools/torture/run.sh target/release/duetd
+
+# Two boxes in network namespaces (root): kill -9 of the serving node with durable handles
+# reconnecting on the partner, then switchover, cable cut, forged frames, mirrored admin
+# changes (tools/drill/drill.py --scenarios).
+echo "== pair: failover drill and scenarios"
+python3 tools/drill/drill.py --duetd target/release/duetd --duetctl target/release/duetctl \
+    --handles 8 --rounds 2 --scenarios --prefix ci-drill --venv target/drill-venv

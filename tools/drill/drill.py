@@ -334,10 +334,18 @@ dir = "{self.lock}"
         while time.monotonic() < deadline:
             s = {n: self.status(n) for n in ("a", "b")}
             for act, pas in (("a", "b"), ("b", "a")):
+                # Healthy: mirroring synchronously, and each node hears the other on both
+                # paths (a passive node that never heard its partner on the data network
+                # cannot tell a dead partner from a cut cable, and rightly does not take
+                # over: see duet-cluster's rule T1).
                 if (
                     s[act].get("serving") == "true"
                     and s[act].get("mirror") == "Synchronous"
                     and s[pas].get("in_sync") == "true"
+                    and all(
+                        s[n].get("data_path_up") == "true" and s[n].get("link_up") == "true" and s[n].get("tiebreaker_ok") == "true"
+                        for n in (act, pas)
+                    )
                 ):
                     return act
             for n in ("a", "b"):

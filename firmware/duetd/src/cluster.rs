@@ -394,6 +394,11 @@ impl Shell {
     fn tiebreaker(&mut self, now: Millis) {
         if self.probe.take_replies() {
             self.last_reply = Some(now);
+            // Reported at once: a node that just started is not held back a whole interval
+            // (T1 wants the tie-breaker good since before the partner fell silent).
+            if self.carrier {
+                self.node.set_tiebreaker_reachable(now, true);
+            }
         }
         if now >= self.next_carrier_check {
             self.next_carrier_check = now + 20;
@@ -411,8 +416,11 @@ impl Shell {
             let recent = self
                 .last_reply
                 .is_some_and(|t| now.saturating_sub(t) <= 2 * self.probe_every + 50);
-            self.node
-                .set_tiebreaker_reachable(now, self.carrier && recent);
+            // Before the first answer could have come there is nothing to report.
+            if self.last_reply.is_some() || now > 3 * self.probe_every {
+                self.node
+                    .set_tiebreaker_reachable(now, self.carrier && recent);
+            }
             if self.carrier {
                 let _ = self.probe.send();
             }
