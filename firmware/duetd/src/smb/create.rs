@@ -259,7 +259,9 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     let tree = conn.tree(req)?;
     let (root, read_only, maximal) = match &tree.kind {
         TreeKind::Ipc => return open_pipe(conn, req, &c),
-        TreeKind::Disk { root, read_only } => (root.clone(), *read_only, tree.maximal_access),
+        TreeKind::Disk {
+            root, read_only, ..
+        } => (root.clone(), *read_only, tree.maximal_access),
     };
     let _ = c.oplock;
     if c.desired & ACCESS_SYSTEM_SECURITY != 0 {

@@ -268,8 +268,22 @@ pub fn handle_write(conn: &mut Conn, req: &Req) -> HResult {
             return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
         }
     }
-    let write_through =
-        flags & WRITEFLAG_WRITE_THROUGH != 0 || open.create_options & FILE_WRITE_THROUGH != 0;
+    let stable_share = conn
+        .sessions
+        .get(&open.session_id)
+        .and_then(|s| s.trees.get(&open.tree_id))
+        .is_some_and(|t| {
+            matches!(
+                t.kind,
+                super::TreeKind::Disk {
+                    stable_writes: true,
+                    ..
+                }
+            )
+        });
+    let write_through = stable_share
+        || flags & WRITEFLAG_WRITE_THROUGH != 0
+        || open.create_options & FILE_WRITE_THROUGH != 0;
     let path = open.path.clone();
     let root = open.root.clone();
     super::oplock::contend(conn, vol);
@@ -280,6 +294,9 @@ pub fn handle_write(conn: &mut Conn, req: &Req) -> HResult {
     }
     if write_through {
         handle.sync().map_err(|e| Fail::Status(fs_status(&e)))?;
+        conn.server
+            .synced_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     if let Some(o) = conn.opens.get_mut(&vol) {
         o.position = offset + len as u64;

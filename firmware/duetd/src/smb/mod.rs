@@ -95,6 +95,9 @@ pub struct Server {
     /// Each live connection's mailbox, by connection id.
     mailboxes: Mutex<HashMap<u64, Arc<Mailbox>>>,
     next_id: AtomicU64,
+    /// WRITEs put on stable storage before their response (write-through, or a
+    /// continuously available share).
+    pub synced_writes: AtomicU64,
 }
 
 impl Server {
@@ -117,6 +120,7 @@ impl Server {
             durable: durable::Durable::default(),
             mailboxes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            synced_writes: AtomicU64::new(0),
         })
     }
 
@@ -382,6 +386,9 @@ pub enum TreeKind {
     Disk {
         root: Arc<duet_hal::fs::ShareRoot>,
         read_only: bool,
+        /// Continuous availability (setting `share.NAME.continuous_availability`): every
+        /// WRITE is on stable storage before its response, as if written through.
+        stable_writes: bool,
     },
     Ipc,
 }

@@ -162,6 +162,7 @@ impl Peer {
                 kind: TreeKind::Disk {
                     root: kit.root.clone(),
                     read_only: false,
+                    stable_writes: false,
                 },
                 maximal_access: ALL,
             },

@@ -141,6 +141,7 @@ impl Kit {
                 kind: TreeKind::Disk {
                     root: self.root.clone(),
                     read_only: false,
+                    stable_writes: false,
                 },
                 maximal_access: 0x001F_01FF,
             },

@@ -59,10 +59,12 @@ pub fn handle_connect(conn: &mut Conn, req: &Req) -> HResult {
         } else {
             ACCESS_FULL
         };
+        let stable_writes = continuous_availability(conn, &cfg.name)?;
         (
             TreeKind::Disk {
                 root,
                 read_only: cfg.read_only,
+                stable_writes,
             },
             SHARE_TYPE_DISK,
             access,
@@ -93,6 +95,21 @@ pub fn handle_connect(conn: &mut Conn, req: &Req) -> HResult {
     body.put_u32(0); // Capabilities
     body.put_u32(max_access);
     Ok(Reply::ok(body))
+}
+
+/// The setting key that makes share `name` continuously available.
+pub fn continuous_availability_key(name: &str) -> String {
+    format!("share.{}.continuous_availability", name.to_lowercase())
+}
+
+fn continuous_availability(conn: &Conn, name: &str) -> Result<bool, Fail> {
+    match conn.server.store.setting(&continuous_availability_key(name)) {
+        Ok(v) => Ok(matches!(v.as_deref(), Some("true" | "yes" | "1"))),
+        Err(e) => {
+            tracing::error!(error = %e, "state store setting lookup failed");
+            Err(Fail::Status(status::INTERNAL_ERROR))
+        }
+    }
 }
 
 fn open_root(conn: &Conn, path: &std::path::Path) -> Result<Arc<ShareRoot>, Fail> {
@@ -129,4 +146,60 @@ pub fn handle_disconnect(conn: &mut Conn, req: &Req) -> HResult {
         s.trees.remove(&req.tree_id);
     }
     Ok(Reply::ok(vec![4, 0, 0, 0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smb::testkit::{CreateArgs, Kit};
+    use crate::wire::{Command, PutLe};
+    use std::sync::atomic::Ordering;
+
+    /// A real TREE_CONNECT on `kit`'s share, whose tree then replaces the kit's own (the
+    /// kit's requests name its fixed tree id).
+    fn reconnect_tree(c: &mut crate::smb::testkit::Client) {
+        let path: Vec<u8> = "\\\\DUET\\share"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut b = Vec::new();
+        b.put_u16(9);
+        b.put_u16(0);
+        b.put_u16(72);
+        b.put_u16(path.len() as u16);
+        b.extend_from_slice(&path);
+        let (st, _) = c.request(Command::TreeConnect, &b);
+        assert_eq!(st, status::SUCCESS);
+        let sid = c.session_id;
+        let sess = c.conn.sessions.get_mut(&sid).expect("session");
+        let new_id = sess.trees.keys().copied().max().expect("tree");
+        let mut tree = sess.trees.remove(&new_id).expect("tree");
+        let kit_id = sess.trees.keys().copied().next().expect("the kit's tree");
+        tree.id = kit_id;
+        sess.trees.insert(kit_id, tree);
+    }
+
+    fn synced_writes_of(kit: &Kit, ca: bool) -> u64 {
+        if ca {
+            kit.server
+                .store
+                .set_setting(&continuous_availability_key("Share"), "true")
+                .unwrap();
+        }
+        let mut c = kit.client();
+        reconnect_tree(&mut c);
+        let before = kit.server.synced_writes.load(Ordering::Relaxed);
+        let f = c.create(&CreateArgs::new("ca.bin")).expect("create");
+        for i in 0..3u64 {
+            assert_eq!(c.write(f.fid, i * 4, b"data"), status::SUCCESS);
+        }
+        assert_eq!(c.close(f.fid), status::SUCCESS);
+        kit.server.synced_writes.load(Ordering::Relaxed) - before
+    }
+
+    #[test]
+    fn continuously_available_share_puts_every_write_on_stable_storage() {
+        assert_eq!(synced_writes_of(&Kit::new(), false), 0, "an ordinary share");
+        assert_eq!(synced_writes_of(&Kit::new(), true), 3, "every WRITE synced");
+    }
 }
