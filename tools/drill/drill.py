@@ -420,6 +420,43 @@ def scenarios(args, pair, ask, client):
     pair.wait_synchronous(timeout=20)
     check(True, "cable back: the pair is synchronous again")
 
+    # The serving node loses the cable and its data NIC: it steps down, the partner serves.
+    old = active
+    subprocess.run(["ip", "-n", pair.ns(old), "link", "set", "eth1", "down"], check=True)
+    subprocess.run(["ip", "-n", pair.ns(old), "link", "set", "eth0", "down"], check=True)
+    deadline = time.monotonic() + 6
+    both = 0
+    while time.monotonic() < deadline:
+        serving = [n for n in ("a", "b") if pair.status(n).get("serving") == "true"]
+        both += len(serving) > 1
+        if serving == [passive]:
+            break
+        time.sleep(0.05)
+    check(both == 0 and serving == [passive], f"cable and data NIC of the serving node down: it steps down, the partner serves ({serving})")
+    for nic in ("eth0", "eth1"):
+        subprocess.run(["ip", "-n", pair.ns(old), "link", "set", nic, "up"], check=True)
+    active = pair.wait_synchronous(timeout=20)
+    passive = "b" if active == "a" else "a"
+    check(active != old, f"node {old} came back as passive")
+
+    # Gateway (tie-breaker) gone and the cable cut: no one may serve (availability is given
+    # up, never exclusivity); back again, the pair sorts itself out.
+    sw = f"{pair.prefix}-sw"
+    subprocess.run(["ip", "-n", sw, "addr", "del", "192.0.2.1/24", "dev", "br0"], check=True)
+    subprocess.run(["ip", "-n", pair.ns(active), "link", "set", "eth1", "down"], check=True)
+    deadline = time.monotonic() + 4
+    both = 0
+    while time.monotonic() < deadline:
+        serving = [n for n in ("a", "b") if pair.status(n).get("serving") == "true"]
+        both += len(serving) > 1
+        time.sleep(0.1)
+    check(both == 0 and serving == [], f"tie-breaker gone and cable cut: no node serves ({serving})")
+    subprocess.run(["ip", "-n", sw, "addr", "add", "192.0.2.1/24", "dev", "br0"], check=True)
+    subprocess.run(["ip", "-n", pair.ns(active), "link", "set", "eth1", "up"], check=True)
+    active = pair.wait_synchronous(timeout=20)
+    passive = "b" if active == "a" else "a"
+    check(True, f"tie-breaker and cable back: node {active} serves, synchronous again")
+
     # Forged and replayed frames on the data path are refused and counted.
     before = int(pair.status(active).get("frames_refused", "0"))
     forged = b"DC" + bytes([1, 1, 1]) + os.urandom(60)
