@@ -472,6 +472,19 @@ def scenarios(args, pair, ask, client):
     check(after >= before + 20, f"forged frames refused and counted ({after - before})")
     check(pair.wait_synchronous() == active, "forged frames changed nothing")
 
+    # SIGTERM (a clean stop) of the serving node: the VIP leaves with it, the partner serves.
+    p = pair.procs.pop(active)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=20)
+    has_vip = VIP in subprocess.run(["ip", "-n", pair.ns(active), "addr", "show", "eth0"], capture_output=True, text=True).stdout
+    check(p.returncode == 0 and not has_vip, f"SIGTERM: duetd {active} exits cleanly (status {p.returncode}) without the VIP")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pair.status(passive).get("serving") != "true":
+        time.sleep(0.05)
+    check(pair.status(passive).get("serving") == "true", f"SIGTERM: node {passive} serves")
+    pair.start(active)
+    check(pair.wait_synchronous(timeout=20) == passive, f"node {active} rejoined as passive")
+
 
 def percentile(xs, p):
     xs = sorted(xs)
