@@ -972,32 +972,17 @@ impl Store {
     /// Fails with [`StoreError::ChangesPruned`] if changes after `seq` have been removed by
     /// [`Store::prune_changes_before`]: the reader must start again from a [`Store::snapshot`].
     pub fn changes_since(&self, seq: u64, max: usize) -> Result<Vec<Change>, StoreError> {
-        let Some(first) = seq.checked_add(1) else {
-            return Ok(Vec::new());
-        };
-        self.read(|tx| {
-            let pruned_through = pruned_through_in(&tx.open_table(META)?)?;
-            if seq < pruned_through {
-                return Err(StoreError::ChangesPruned {
-                    path: self.shared.path.to_path_buf(),
-                    requested: seq,
-                    first_available: pruned_through + 1,
-                }
-                .into());
-            }
-            let table = tx.open_table(CHANGES)?;
-            let mut out = Vec::new();
-            for entry in table.range(first..)?.take(max) {
-                let (seq, value) = entry?;
-                let seq = seq.value();
-                let change: ChangeV1 = decode_at("changes", &seq.to_string(), value.value())?;
-                out.push(Change {
+        self.encoded_changes_since(seq, max)?
+            .into_iter()
+            .map(|(seq, bytes)| {
+                let change: ChangeV1 = decode_at("changes", &seq.to_string(), &bytes)
+                    .map_err(|f| to_store_error(&self.shared.path, f))?;
+                Ok(Change {
                     seq,
                     kind: change.into(),
-                });
-            }
-            Ok(out)
-        })
+                })
+            })
+            .collect()
     }
 
     /// Applies a change read from another store's feed, keeping its sequence number. The
