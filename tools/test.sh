@@ -50,6 +50,9 @@ tools/torture/run.sh target/release/duetd
 # Two boxes in network namespaces (root): kill -9 of the serving node with durable handles
 # reconnecting on the partner, then switchover, cable cut, forged frames, mirrored admin
 # changes (tools/drill/drill.py --scenarios).
+echo "== smbtorture's durable suites through a pair, every reconnect on the other node"
+tools/torture/pair.sh target/release/duetd target/release/duetctl
+
 echo "== pair: failover drill and scenarios"
 python3 tools/drill/drill.py --duetd target/release/duetd --duetctl target/release/duetctl \
     --handles 8 --rounds 2 --scenarios --prefix ci-drill --venv target/drill-venv

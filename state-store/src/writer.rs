@@ -38,6 +38,8 @@ pub(crate) enum Op {
     ExpireOpens { now_ms: u64 },
     /// Marks every connected durable open as disconnected at `now_ms`.
     DisconnectOpens { now_ms: u64 },
+    /// Nothing: completes once everything queued before it is committed.
+    Barrier,
 }
 
 /// What a committed [`Op`] did.
@@ -295,6 +297,7 @@ fn commit(shared: &Shared, batch: Vec<Pending>) {
 
 fn run_op(t: &mut Tables, op: &Op) -> Result<Outcome, OpFail> {
     match op {
+        Op::Barrier => Ok(Outcome::Seqs(Vec::new())),
         Op::Changes(changes) => {
             check_removals(t, changes).map_err(OpFail::Rejected)?;
             let mut seqs = Vec::with_capacity(changes.len());
@@ -337,12 +340,20 @@ fn run_op(t: &mut Tables, op: &Op) -> Result<Outcome, OpFail> {
 }
 
 impl Store {
+    /// Waits until every change queued before this call is committed (or failed), whether
+    /// or not local writes are fenced meanwhile. Does not wait for the partner.
+    pub fn drain_commits(&self) -> Result<(), StoreError> {
+        self.enqueue(Op::Barrier).wait().map(drop)
+    }
+
     /// Queues `op` for the commit thread; the returned slot receives its outcome.
     fn enqueue(&self, op: Op) -> Arc<Slot> {
         let slot = Slot::new();
-        if let Err(e) = self.shared.check_fence() {
-            slot.fill(Err(e));
-            return slot;
+        if !matches!(op, Op::Barrier) {
+            if let Err(e) = self.shared.check_fence() {
+                slot.fill(Err(e));
+                return slot;
+            }
         }
         let mut q = lock(&self.shared.queue);
         if q.stopped {

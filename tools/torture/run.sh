@@ -69,39 +69,4 @@ if [ -n "${TORTURE_UPDATE:-}" ]; then
     echo "updated $EXPECTED"
 fi
 
-python3 - "$EXPECTED" "$RESULTS" "${SUITES[@]}" <<'PY'
-import sys
-expected_path, results_path, suites = sys.argv[1], sys.argv[2], sys.argv[3:]
-expected = {}
-for line in open(expected_path):
-    line = line.strip()
-    if not line or line.startswith('#') or line.startswith('suite '):
-        continue
-    name, st, *reason = line.split(' ', 2)
-    expected[name] = (st, reason[0] if reason else '')
-got = {}
-for line in open(results_path):
-    name, st = line.split()
-    got[name] = st
-regress, fixed, known = [], [], 0
-for name, st in sorted(got.items()):
-    exp = expected.get(name, ('unlisted', ''))[0]
-    if st == 'fail' and exp not in ('fail', 'flaky'):
-        regress.append(f'{name}: {st}, expected {exp}')
-    elif st == 'fail':
-        known += 1
-    elif st == 'pass' and exp == 'fail':
-        fixed.append(name)
-for name, (st, _) in expected.items():
-    if st == 'pass' and name.split('.')[0] + '.' + name.split('.')[1] in suites and name not in got:
-        regress.append(f'{name}: did not run, expected pass')
-passed = sum(1 for s in got.values() if s == 'pass')
-skipped = sum(1 for s in got.values() if s == 'skip')
-for r in regress:
-    print('REGRESSION', r)
-for f in fixed:
-    print('now passes (update expected.txt):', f)
-print(f'known failures (reasons in {expected_path}): {known}')
-print(f'torture: {passed} passed, {len(regress)} failed, {skipped} skipped')
-sys.exit(1 if regress else 0)
-PY
+python3 tools/torture/compare.py "$EXPECTED" "$RESULTS" "${SUITES[@]}"

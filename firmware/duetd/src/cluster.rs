@@ -530,10 +530,10 @@ impl Shell {
             Event::Warning(w) => tracing::warn!(warning = ?w, "cluster"),
             Event::Acked(seq) => self.store.partner_acked(seq),
             Event::ApplyChanges(changes) => {
-                let have = self.store.last_seq().unwrap_or(self.fed);
+                // Exactly in order: a change this store already holds under the same number
+                // is an error, never skipped (it could be another node's change).
                 let fresh: Vec<(u64, &[u8])> = changes
                     .iter()
-                    .filter(|c| c.seq > have)
                     .map(|c| (c.seq, c.data.as_slice()))
                     .collect();
                 let Some(last) = changes.last().map(|c| c.seq) else {
@@ -630,11 +630,26 @@ impl Shell {
                 let _ = reply.send(Ok(self.status()));
             }
             Command::Switchover(reply) => {
+                // On the serving node: no local change may commit after the core releases
+                // (it could not be mirrored, and the partner would have to resync). So
+                // fence first, let what is queued commit, and hand it all to the core.
+                let serving = self.node.is_serving();
+                if serving {
+                    self.store
+                        .fence_local_writes(Some("this node is handing the service over".into()));
+                    if let Err(e) = self.store.drain_commits() {
+                        tracing::warn!(error = %e, "draining commits before a switchover");
+                    }
+                    self.feed(now, None);
+                }
                 let r = self
                     .node
                     .switchover(now)
                     .map(|()| "switchover started: the partner serves once it has taken over (duetctl cluster status)".to_string())
                     .map_err(|e| format!("switchover refused: {e}"));
+                if serving && r.is_err() {
+                    self.store.fence_local_writes(None);
+                }
                 self.drain(now);
                 let _ = reply.send(r);
             }

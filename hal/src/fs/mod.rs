@@ -526,6 +526,19 @@ impl ShareRoot {
         }
     }
 
+    /// Opens the existing file `path` again for access the server granted earlier (a
+    /// durable handle restored after a restart or imported after a takeover): like
+    /// `open_file` with `Disposition::Open`, except that the DOS READONLY attribute does not
+    /// refuse write access (it was checked when the handle was granted, and a file created
+    /// READONLY keeps its creator's write access).
+    pub fn reopen_file(&self, path: &str, opts: &OpenOptions) -> Result<Handle, FsError> {
+        check_path(path)?;
+        if opts.kind == Kind::Directory {
+            return self.inner.open_existing_dir(path);
+        }
+        self.inner.open_existing_checked(path, opts, None, false)
+    }
+
     /// Metadata of `path` (symlinks inside the share followed).
     pub fn stat(&self, path: &str) -> Result<Meta, FsError> {
         check_path(path)?;
@@ -858,6 +871,16 @@ impl Shared {
         opts: &OpenOptions,
         overwrite: Option<u32>,
     ) -> Result<Handle, FsError> {
+        self.open_existing_checked(path, opts, overwrite, true)
+    }
+
+    fn open_existing_checked(
+        self: &Arc<Self>,
+        path: &str,
+        opts: &OpenOptions,
+        overwrite: Option<u32>,
+        check_readonly: bool,
+    ) -> Result<Handle, FsError> {
         let flags = access_flags(opts.read, opts.write || overwrite.is_some()) | FILE_OPEN_FLAGS;
         let fd = match self.resolver.open(path, flags, 0) {
             Ok(fd) => fd,
@@ -883,7 +906,7 @@ impl Shared {
         if opts.write || overwrite.is_some() {
             let xs = self.read_xattr(fd.as_fd())?;
             let cur = attrs::current(&xs, b.mode);
-            if cur & dos::READONLY != 0 {
+            if check_readonly && cur & dos::READONLY != 0 {
                 return Err(FsError::AccessDenied);
             }
             if let Some(asked) = overwrite {

@@ -1926,7 +1926,15 @@ pub struct RestoreReport {
 pub fn restore(server: &Arc<Server>) -> Result<RestoreReport, duet_state::StoreError> {
     let now = now_ms();
     let store = &server.store;
-    store.disconnect_durable_opens(now)?;
+    // Opens still connected when the last run (or the partner) died refuse conflicting
+    // opens until their client reconnects: the server went away, not the client. Opens
+    // whose client had already disconnected follow the ordinary rules (a conflicting open
+    // closes them), as they would have on the node that recorded them.
+    let was_connected: std::collections::HashSet<u64> = store
+        .disconnect_durable_opens(now)?
+        .iter()
+        .map(|o| o.persistent_id)
+        .collect();
     let expired = store.expire_durable_opens(now)?;
     let mut report = RestoreReport {
         expired: expired.len(),
@@ -1959,7 +1967,8 @@ pub fn restore(server: &Arc<Server>) -> Result<RestoreReport, duet_state::StoreE
     for r in records {
         let id = r.persistent_id;
         let session_id = owner(&r);
-        match restore_one(server, r, session_id) {
+        let blocking = was_connected.contains(&id);
+        match restore_one(server, r, session_id, blocking) {
             Ok(()) => report.restored += 1,
             Err(why) => {
                 tracing::warn!(persistent = id, reason = %why, "recorded durable open dropped");
@@ -2044,7 +2053,12 @@ fn split_record_path(path: &str) -> Result<(&str, Option<&str>), String> {
     }
 }
 
-fn restore_one(server: &Arc<Server>, r: DurableOpen, session_id: u64) -> Result<(), String> {
+fn restore_one(
+    server: &Arc<Server>,
+    r: DurableOpen,
+    session_id: u64,
+    blocking: bool,
+) -> Result<(), String> {
     let share = server
         .store
         .share(&r.share)
@@ -2062,7 +2076,7 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen, session_id: u64) -> Result<
     };
     let opened = match stream {
         Some(s) => root.open_stream(path, s, &opts).map(|(h, _)| h),
-        None => root.open_file(path, &opts).map(|(h, _)| h),
+        None => root.reopen_file(path, &opts),
     };
     let handle = opened.map_err(|e| format!("cannot open {}: {e}", r.path))?;
     let meta = handle.meta().map_err(|e| e.to_string())?;
@@ -2146,7 +2160,7 @@ fn restore_one(server: &Arc<Server>, r: DurableOpen, session_id: u64) -> Result<
             open: Box::new(open),
             who,
             deadline_ms,
-            restored: true,
+            restored: blocking,
         },
         create_action: FILE_OPENED,
         committed: true,

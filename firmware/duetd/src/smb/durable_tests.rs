@@ -3,7 +3,7 @@
 //! connection loss, conflicting opens, the scavenger, and a restart on the same store.
 
 use super::*;
-use crate::smb::create::{parse_contexts, FILE_CREATED, FILE_OPEN, FILE_OPEN_IF};
+use crate::smb::create::{parse_contexts, FILE_CREATE, FILE_CREATED, FILE_OPEN, FILE_OPEN_IF};
 use crate::smb::testkit::{CreateArgs, Kit};
 use crate::wire::HEADER_LEN;
 
@@ -1330,4 +1330,67 @@ fn malformed_recorded_paths_are_dropped_at_restore_without_a_panic() {
     }
     assert_eq!(split_record_path("a/b:c"), Ok(("a/b", Some("c"))));
     assert_eq!(split_record_path("a/b"), Ok(("a/b", None)));
+}
+
+#[test]
+fn after_a_restart_only_opens_connected_at_the_crash_refuse_conflicting_opens() {
+    let kit = Kit::new();
+    // One client had already gone (its open is parked: the ordinary rules apply to it)...
+    let mut gone = kit.client();
+    let parked = open(&mut gone, &file("parked"), BATCH, &[dh2q(60_000, 0, [3; 16])]);
+    drop(gone);
+    stored_when(&kit, parked.fid.persistent, |r| {
+        r.disconnected_at_ms.is_some()
+    });
+    // ...the other was still connected when the server died.
+    let mut live = kit.client();
+    let held = open(&mut live, &file("held"), BATCH, &[dh2q(60_000, 0, [4; 16])]);
+    crash(live);
+    let kit = kit.restart();
+    let mut o = kit.client();
+    let exclusive = |name: &str| CreateArgs {
+        share: 0,
+        disposition: FILE_OPEN,
+        ..CreateArgs::new(name)
+    };
+    assert_eq!(
+        open(&mut o, &exclusive("held"), 0, &[]).status,
+        status::SHARING_VIOLATION,
+        "the server went away, not the client: its open waits for it"
+    );
+    let r = open(&mut o, &exclusive("parked"), 0, &[]);
+    assert_eq!(r.status, 0, "a conflicting open closes a parked durable open");
+    assert!(stored(&kit, parked.fid.persistent).is_none());
+    assert!(stored(&kit, held.fid.persistent).is_some());
+}
+
+#[test]
+fn a_durable_open_of_a_file_created_read_only_is_restored_writable() {
+    let kit = Kit::new();
+    let mut c = kit.client();
+    let d = open(
+        &mut c,
+        &CreateArgs {
+            attributes: FILE_ATTRIBUTE_READONLY,
+            disposition: FILE_CREATE,
+            ..CreateArgs::new("ro.bin")
+        },
+        BATCH,
+        &[dhnq()],
+    );
+    assert_eq!(d.status, 0);
+    assert_eq!(c.write(d.fid, 0, b"before"), 0);
+    let client_guid = c.conn.neg.client_guid;
+    crash(c);
+    let kit = kit.restart();
+    assert!(
+        stored(&kit, d.fid.persistent).is_some(),
+        "restored, not dropped"
+    );
+    let mut c = kit.client();
+    c.conn.neg.client_guid = client_guid;
+    let back = open(&mut c, &file("ro.bin"), 0, &[dhnc(d.fid)]);
+    assert_eq!(back.status, 0);
+    assert_eq!(c.write(d.fid, 6, b" after"), 0, "its creator still writes");
+    assert_eq!(c.read(d.fid, 0, 12), (0, b"before after".to_vec()));
 }
