@@ -43,15 +43,32 @@ pub const MAX_CLIENTS: usize = 8;
 /// One operation of `duetctl`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdminRequest {
-    UserAdd { name: String, password: String },
-    UserPasswd { name: String, password: String },
-    UserDel { name: String },
+    UserAdd {
+        name: String,
+        password: String,
+    },
+    UserPasswd {
+        name: String,
+        password: String,
+    },
+    UserDel {
+        name: String,
+    },
     UserList,
-    ShareAdd { share: ShareConfig },
-    ShareDel { name: String },
+    ShareAdd {
+        share: ShareConfig,
+    },
+    ShareDel {
+        name: String,
+    },
     ShareList,
-    SettingSet { key: String, value: String },
-    SettingGet { key: String },
+    SettingSet {
+        key: String,
+        value: String,
+    },
+    SettingGet {
+        key: String,
+    },
     // Appended: postcard encodes the variant index.
     /// A command for the pair's cluster core; only a running duetd that is part of a pair
     /// answers it (see [`serve_with_cluster`]).

@@ -128,9 +128,7 @@ impl PairKey {
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            })?;
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         writeln!(f, "# duet pair key: the same on both boxes; keep it secret")?;
         writeln!(f, "{}", self.to_line())?;
         f.sync_all()?;
@@ -225,7 +223,10 @@ impl NodeState {
         if path.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists: this box already belongs to a pair", path.display()),
+                format!(
+                    "{} exists: this box already belongs to a pair",
+                    path.display()
+                ),
             ));
         }
         self.save(dir)

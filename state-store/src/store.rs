@@ -124,7 +124,10 @@ impl Shared {
     /// Blocks until change `seq` is acknowledged by the partner (at once when no partner
     /// acknowledgement is required), or fails once it never will be.
     pub(crate) fn wait_partner_ack(&self, seq: u64) -> Result<(), StoreError> {
-        let mut st = self.acks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = self
+            .acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
             if !st.required || seq <= st.acked {
                 return Ok(());

@@ -160,7 +160,9 @@ pub fn start(
     let node_id = c.node_id()?;
 
     // Not serving until the core says so.
-    store.fence_local_writes(Some("this node does not serve (it mirrors its partner)".into()));
+    store.fence_local_writes(Some(
+        "this node does not serve (it mirrors its partner)".into(),
+    ));
     store.require_partner_acks(true, 0);
     // A VIP left behind by a killed process must not answer for the partner.
     match duet_hal::net::vip::remove(&settings.data_nic, vip) {
@@ -532,10 +534,8 @@ impl Shell {
             Event::ApplyChanges(changes) => {
                 // Exactly in order: a change this store already holds under the same number
                 // is an error, never skipped (it could be another node's change).
-                let fresh: Vec<(u64, &[u8])> = changes
-                    .iter()
-                    .map(|c| (c.seq, c.data.as_slice()))
-                    .collect();
+                let fresh: Vec<(u64, &[u8])> =
+                    changes.iter().map(|c| (c.seq, c.data.as_slice())).collect();
                 let Some(last) = changes.last().map(|c| c.seq) else {
                     return;
                 };
@@ -740,11 +740,12 @@ impl Effects {
                     }
                     self.service.start(server);
                 }
-                Effect::AddVip => match duet_hal::net::vip::add(&self.data_nic, self.vip, self.prefix)
-                {
-                    Ok(_) => tracing::info!(vip = %self.vip, nic = %self.data_nic, "VIP added"),
-                    Err(e) => tracing::error!(vip = %self.vip, error = %e, "adding the VIP"),
-                },
+                Effect::AddVip => {
+                    match duet_hal::net::vip::add(&self.data_nic, self.vip, self.prefix) {
+                        Ok(_) => tracing::info!(vip = %self.vip, nic = %self.data_nic, "VIP added"),
+                        Err(e) => tracing::error!(vip = %self.vip, error = %e, "adding the VIP"),
+                    }
+                }
                 Effect::SendGratuitousArp => {
                     let (nic, vip) = (self.data_nic.clone(), self.vip);
                     // The first rounds at once, more later for switches that missed them.
@@ -753,12 +754,9 @@ impl Effects {
                         .spawn(move || {
                             for gap in [0u64, 50, 200, 750, 2000] {
                                 std::thread::sleep(Duration::from_millis(gap));
-                                if let Err(e) = duet_hal::net::garp::announce(
-                                    &nic,
-                                    vip,
-                                    1,
-                                    Duration::ZERO,
-                                ) {
+                                if let Err(e) =
+                                    duet_hal::net::garp::announce(&nic, vip, 1, Duration::ZERO)
+                                {
                                     tracing::warn!(error = %e, "gratuitous ARP");
                                     return;
                                 }

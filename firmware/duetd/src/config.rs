@@ -323,7 +323,10 @@ impl BoardConfig {
                 return Err("a [cluster] node needs network.heartbeat_nic (the cable)".into());
             }
             if c.port == 0 || c.heartbeat_interval_ms == 0 || c.dead_after_misses == 0 {
-                return Err("cluster.port, heartbeat_interval_ms, dead_after_misses must be positive".into());
+                return Err(
+                    "cluster.port, heartbeat_interval_ms, dead_after_misses must be positive"
+                        .into(),
+                );
             }
             if c.data_addr == c.partner_data_addr {
                 return Err("cluster.data_addr and partner_data_addr must differ".into());
@@ -393,10 +396,7 @@ mod tests {
         let c = BoardConfig::parse(PAIR).unwrap();
         let k = c.cluster.unwrap();
         assert_eq!(k.node_id().unwrap(), duet_cluster::NodeId::B);
-        assert_eq!(
-            k.vip().unwrap(),
-            ("192.0.2.100".parse().unwrap(), 24)
-        );
+        assert_eq!(k.vip().unwrap(), ("192.0.2.100".parse().unwrap(), 24));
         assert_eq!(k.heartbeat_interval_ms, 100);
         assert!(k.storage_role().is_none());
         let shared = format!("{PAIR}[cluster.storage]\ndriver='shared-dir'\ndir='/srv/lab'\n");

@@ -206,9 +206,7 @@ fn open_store(state: &std::path::Path) -> Result<duet_state::Store, Exit> {
     loop {
         match duet_state::Store::open(state) {
             Ok(s) => return Ok(s),
-            Err(duet_state::StoreError::Locked { .. })
-                if std::time::Instant::now() < deadline =>
-            {
+            Err(duet_state::StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             Err(e) => return Err(Exit::Fail(e.to_string())),

@@ -87,7 +87,9 @@ impl IcmpProbe {
             unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | flags, libc::IPPROTO_ICMP) };
         if fd < 0 {
             raw = false;
-            fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | flags, libc::IPPROTO_ICMP) };
+            fd = unsafe {
+                libc::socket(libc::AF_INET, libc::SOCK_DGRAM | flags, libc::IPPROTO_ICMP)
+            };
         }
         if fd < 0 {
             return Err(NetError::io("socket(ICMP)"));
@@ -203,7 +205,10 @@ mod tests {
         ip.extend_from_slice(&[0; 19]);
         ip.extend_from_slice(&icmp);
         assert!(is_reply(&ip, true, gw, gw, 0x1234));
-        assert!(!is_reply(&ip, true, gw, gw, 0x4321), "another probe's reply");
+        assert!(
+            !is_reply(&ip, true, gw, gw, 0x4321),
+            "another probe's reply"
+        );
         assert!(
             !is_reply(&ip, true, gw, Ipv4Addr::new(192, 0, 2, 9), 0x1234),
             "another address"

@@ -1337,7 +1337,12 @@ fn after_a_restart_only_opens_connected_at_the_crash_refuse_conflicting_opens() 
     let kit = Kit::new();
     // One client had already gone (its open is parked: the ordinary rules apply to it)...
     let mut gone = kit.client();
-    let parked = open(&mut gone, &file("parked"), BATCH, &[dh2q(60_000, 0, [3; 16])]);
+    let parked = open(
+        &mut gone,
+        &file("parked"),
+        BATCH,
+        &[dh2q(60_000, 0, [3; 16])],
+    );
     drop(gone);
     stored_when(&kit, parked.fid.persistent, |r| {
         r.disconnected_at_ms.is_some()
@@ -1359,7 +1364,10 @@ fn after_a_restart_only_opens_connected_at_the_crash_refuse_conflicting_opens() 
         "the server went away, not the client: its open waits for it"
     );
     let r = open(&mut o, &exclusive("parked"), 0, &[]);
-    assert_eq!(r.status, 0, "a conflicting open closes a parked durable open");
+    assert_eq!(
+        r.status, 0,
+        "a conflicting open closes a parked durable open"
+    );
     assert!(stored(&kit, parked.fid.persistent).is_none());
     assert!(stored(&kit, held.fid.persistent).is_some());
 }

@@ -103,7 +103,11 @@ pub fn continuous_availability_key(name: &str) -> String {
 }
 
 fn continuous_availability(conn: &Conn, name: &str) -> Result<bool, Fail> {
-    match conn.server.store.setting(&continuous_availability_key(name)) {
+    match conn
+        .server
+        .store
+        .setting(&continuous_availability_key(name))
+    {
         Ok(v) => Ok(matches!(v.as_deref(), Some("true" | "yes" | "1"))),
         Err(e) => {
             tracing::error!(error = %e, "state store setting lookup failed");
