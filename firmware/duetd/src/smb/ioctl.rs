@@ -20,7 +20,7 @@ use super::create::{fs_status, lookup_fid};
 use super::files::{FileKey, OpenKind, OpenRef};
 use super::negotiate::MAX_IO;
 use super::{Conn, Fail, FileId, HResult, Reply, Req, DIALECT_300};
-use crate::wire::{le_u32, le_u64, status, PutLe, HEADER_LEN};
+use crate::wire::{le_u32, le_u64, status, PutLe, WireError, HEADER_LEN};
 
 pub const FSCTL_DFS_GET_REFERRALS: u32 = 0x0006_0194;
 pub const FSCTL_DFS_GET_REFERRALS_EX: u32 = 0x0006_01B0;
@@ -49,6 +49,14 @@ pub const FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP: u32 = 0x8384_8043;
 /// Samba's test-suite control: pad every later READ response on this connection with 8
 /// zero bytes before the data (checks clients honour DataOffset).
 pub const FSCTL_SMBTORTURE_GLOBAL_READ_RESPONSE_BODY_PADDING8: u32 = 0x8384_8023;
+
+/// Samba's test-suite control FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT, sent without a
+/// session: smbd then pretends nothing it sends on the connection is acknowledged by TCP,
+/// so an oplock or lease break sent there times out, the channel counts as failed and the
+/// break goes to another channel of the session (smbtorture "blocks" a channel with it).
+/// duet does not track TCP acknowledgements: the control is accepted and changes nothing
+/// (breaks go to a channel whose connection is open, `oplock.rs`).
+pub const FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT: u32 = 0x8384_8003;
 
 const SMB2_0_IOCTL_IS_FSCTL: u32 = 0x0000_0001;
 
@@ -98,6 +106,39 @@ fn ioctl_body(ctl: u32, fid: FileId, input_echo: Option<&[u8]>, out: &[u8]) -> V
         body.push(0);
     }
     body
+}
+
+/// An IOCTL without a session: only FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT, when the
+/// test-suite controls are on, is answered (success, no output; an input buffer is
+/// INVALID_PARAMETER, as smbd answers). None: the request goes on to the session checks.
+pub fn without_session(conn: &Conn, req: &Req) -> Option<HResult> {
+    if !conn.server.cfg.torture_fsctls {
+        return None;
+    }
+    let b = req.body();
+    if b.u32(4).ok()? != FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT {
+        return None;
+    }
+    let parsed = (|| -> Result<(FileId, usize, u32), WireError> {
+        b.expect_structure_size(57)?;
+        Ok((FileId::parse(&b, 8)?, b.u32(28)? as usize, b.u32(48)?))
+    })();
+    Some(match parsed {
+        Err(e) => Err(e.into()),
+        Ok((_, _, flags)) if flags != SMB2_0_IOCTL_IS_FSCTL => {
+            Err(Fail::Status(status::NOT_SUPPORTED))
+        }
+        Ok((_, in_len, _)) if in_len != 0 => Err(Fail::Status(status::INVALID_PARAMETER)),
+        Ok((fid, _, _)) => {
+            tracing::info!(peer = %conn.peer, "FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT (no effect: no TCP acknowledgement tracking)");
+            Ok(Reply::ok(ioctl_body(
+                FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT,
+                fid,
+                None,
+                &[],
+            )))
+        }
+    })
 }
 
 /// Controls that name no open: their FileId must be all ones (MS-SMB2 3.3.5.15).
@@ -1481,6 +1522,48 @@ mod tests {
         assert_eq!(
             ioctl(&mut c, ALL_ONES, ctl, &[], 65535).0,
             status::NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn smbtorture_force_unacked_timeout_is_answered_without_a_session() {
+        let ctl = FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT;
+        // Off by default: without a session it is refused like any other request.
+        let kit = Kit::new();
+        let mut c = kit.client();
+        c.session_id = 0;
+        assert_eq!(
+            ioctl(&mut c, ALL_ONES, ctl, &[], 0).0,
+            status::USER_SESSION_DELETED
+        );
+        let kit = Kit::with_config(|c| c.torture_fsctls = true);
+        let mut c = kit.client();
+        c.session_id = 0;
+        assert_eq!(ioctl(&mut c, ALL_ONES, ctl, &[], 0).0, status::SUCCESS);
+        assert_eq!(
+            ioctl(&mut c, ALL_ONES, ctl, &[1], 0).0,
+            status::INVALID_PARAMETER
+        );
+        // Another control without a session is not answered.
+        assert_eq!(
+            ioctl(
+                &mut c,
+                ALL_ONES,
+                FSCTL_QUERY_NETWORK_INTERFACE_INFO,
+                &[],
+                65535
+            )
+            .0,
+            status::USER_SESSION_DELETED
+        );
+        // A truncated body is INVALID_PARAMETER, not a panic.
+        let mut hdr = c.header(Command::Ioctl);
+        hdr[40..48].copy_from_slice(&0u64.to_le_bytes());
+        hdr.extend_from_slice(&[57, 0, 0, 0, 0x03, 0x80, 0x84, 0x83]);
+        let resp = c.frame(&hdr);
+        assert_eq!(
+            u32::from_le_bytes(resp[8..12].try_into().unwrap()),
+            status::INVALID_PARAMETER
         );
     }
 

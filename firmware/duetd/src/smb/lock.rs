@@ -218,8 +218,9 @@ pub fn handle_lock(conn: &mut Conn, req: &Req) -> HResult {
     }
 }
 
-/// MS-SMB2 3.3.5.14: the lock sequence of a request is verified except in 2.0.2, and only on
-/// the opens that verify it (see `OpenLockState::verifies_sequence`).
+/// MS-SMB2 3.3.5.14: the lock sequence of a request is verified except in 2.0.2: on every
+/// open of an SMB 3.x connection (the server announces SMB2_GLOBAL_CAP_MULTI_CHANNEL), and
+/// in 2.1 on the opens that verify it (see `OpenLockState::verifies_sequence`).
 fn sequence_to_verify(
     dialect: u16,
     files: &FileTable,
@@ -228,9 +229,10 @@ fn sequence_to_verify(
     sequence: LockSequence,
 ) -> Option<LockSequence> {
     let verify = dialect != DIALECT_202
-        && files
-            .lock_state(key, who)
-            .is_some_and(|s| s.verifies_sequence());
+        && (dialect >= super::DIALECT_300
+            || files
+                .lock_state(key, who)
+                .is_some_and(|s| s.verifies_sequence()));
     verify.then_some(sequence)
 }
 
@@ -660,8 +662,13 @@ mod tests {
         let unlock = [el(100, 100, UN)];
         // Not resilient (or 2.0.2): sequences are ignored, a repeated lock conflicts.
         assert_eq!(
-            sequence_to_verify(crate::smb::DIALECT_311, &t, &K, who(1), seq(0x11)),
+            sequence_to_verify(crate::smb::DIALECT_210, &t, &K, who(1), seq(0x11)),
             None
+        );
+        // SMB 3.x (multichannel): every open verifies.
+        assert_eq!(
+            sequence_to_verify(crate::smb::DIALECT_300, &t, &K, who(1), seq(0x11)),
+            Some(seq(0x11))
         );
         assert_eq!(process(&mut t, &K, who(1), &lock, None), OK);
         assert_eq!(process(&mut t, &K, who(1), &lock, None), NOT_GRANTED);
@@ -738,6 +745,9 @@ mod tests {
         fn resiliency_turns_on_replay_detection() {
             let kit = Kit::new();
             let mut c = kit.client();
+            // SMB 2.1: only resilient (or durable) opens verify lock sequences; on 3.x every
+            // open does (multichannel).
+            c.conn.neg.dialect = crate::smb::DIALECT_210;
             let f = c.create(&CreateArgs::new("r.txt")).expect("create").fid;
             let lock = |c: &mut crate::smb::testkit::Client, seq: u32, flags: u32| {
                 c.request(Command::Lock, &lock_req(f, seq, 100, 100, flags))

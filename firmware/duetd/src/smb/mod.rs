@@ -179,13 +179,55 @@ pub enum ConnEvent {
     Durable(durable::Event),
     /// The node stops serving (it released the service to its partner): close at once.
     Shutdown,
+    /// Multichannel: a frame that came on another channel of one of this connection's
+    /// sessions, handled here and answered on that channel (`session.rs`).
+    Forward(Parcel<session::Forwarded>),
+    /// Multichannel: the state of a connection that closed while its sessions had other
+    /// channels; this connection, one of those channels, runs it from now on.
+    Adopt(Parcel<Conn>),
 }
+
+/// Something handed to another connection once, through its mailbox (events are cloned
+/// and compared as values; a parcel is taken by whoever opens it first).
+pub struct Parcel<T>(Arc<Mutex<Option<T>>>);
+
+impl<T> Parcel<T> {
+    pub fn new(v: T) -> Parcel<T> {
+        Parcel(Arc::new(Mutex::new(Some(v))))
+    }
+    pub fn take(&self) -> Option<T> {
+        self.0.lock().ok().and_then(|mut v| v.take())
+    }
+}
+
+impl<T> Clone for Parcel<T> {
+    fn clone(&self) -> Self {
+        Parcel(self.0.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for Parcel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parcel")
+    }
+}
+
+impl<T> PartialEq for Parcel<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Eq for Parcel<T> {}
 
 /// One connection's queue of [`ConnEvent`]s.
 #[derive(Default)]
 pub struct Mailbox {
     events: Mutex<Vec<ConnEvent>>,
     wake: tokio::sync::Notify,
+    /// Set once the connection's state is run by another connection (it closed while its
+    /// sessions had other channels, see [`ConnEvent::Adopt`]): that one is woken too.
+    forward: Mutex<Option<Arc<Mailbox>>>,
 }
 
 impl Mailbox {
@@ -194,6 +236,10 @@ impl Mailbox {
             q.push(ev);
         }
         self.wake.notify_one();
+        let fwd = self.forward.lock().ok().and_then(|f| f.clone());
+        if let Some(f) = fwd {
+            f.wake.notify_one();
+        }
     }
     /// Resolves once something was posted (at once if a post came since the last wait).
     pub async fn wait(&self) {
@@ -219,7 +265,24 @@ impl Mailbox {
 pub struct Outbox {
     tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     holds: Arc<Mutex<Holds>>,
+    pool: Arc<Mutex<Pool>>,
 }
+
+/// Large response buffers the writer gave back once sent, for the next READ responses:
+/// a fresh multi-MiB buffer is a new mapping (glibc's mmap threshold is 1 MiB, see
+/// main.rs) that is page-faulted in, zeroed and unmapped again for every READ, which
+/// measured as a third of duetd's CPU on 1 MiB sequential reads.
+#[derive(Default)]
+struct Pool {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Buffers smaller than this come from malloc's heap cheaply; not worth pooling.
+pub const POOL_MIN: usize = 32 * 1024;
+/// At most this much (capacity) is kept per connection, two responses of the largest READ
+/// (smbclient reads 8 MiB at a time); an idle writer drops it all.
+const POOL_MAX_BYTES: usize = 2 * (negotiate::MAX_IO as usize + 4096);
 
 /// Commits that messages of one connection wait for (see [`Outbox`]).
 #[derive(Default)]
@@ -235,7 +298,28 @@ impl Outbox {
         Outbox {
             tx,
             holds: Arc::default(),
+            pool: Arc::default(),
         }
+    }
+    /// A buffer with room for `cap` bytes: one the writer gave back (see [`Recycler`]) if
+    /// one is big enough, else a new one. A given-back buffer keeps its old length and
+    /// contents (so resizing it within that length writes nothing): the caller must
+    /// overwrite every byte it sends.
+    pub fn buffer(&self, cap: usize) -> Vec<u8> {
+        if cap >= POOL_MIN {
+            if let Ok(mut p) = self.pool.lock() {
+                if let Some(i) = p.bufs.iter().position(|b| b.capacity() >= cap) {
+                    let b = p.bufs.swap_remove(i);
+                    p.bytes -= b.capacity();
+                    return b;
+                }
+            }
+        }
+        Vec::with_capacity(cap)
+    }
+    /// The writer's side of the buffer pool.
+    pub fn recycler(&self) -> Recycler {
+        Recycler(self.pool.clone())
     }
     /// Queues one transport message (without the 4-byte framing). False if the
     /// connection is gone.
@@ -252,6 +336,10 @@ impl Outbox {
         }
         self.tx.send(msg).is_ok()
     }
+    /// Whether both are outboxes of the same connection.
+    pub fn same_channel(&self, other: &Outbox) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
     /// Every message sent from now on waits until `ticket`'s commit is durable.
     pub fn hold(&self, ticket: duet_state::Ticket) {
         if let Ok(mut h) = self.holds.lock() {
@@ -266,6 +354,41 @@ impl Outbox {
     /// See [`Markers::wait`].
     pub fn wait_marker(&self) -> Result<(), duet_state::StoreError> {
         self.markers().wait()
+    }
+}
+
+/// The writer's side of an [`Outbox`]'s buffer pool.
+pub struct Recycler(Arc<Mutex<Pool>>);
+
+impl Recycler {
+    /// Keeps a sent message's buffer for [`Outbox::buffer`] if it is large and the pool
+    /// has room; frees it otherwise.
+    pub fn give(&self, buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if !(POOL_MIN..=POOL_MAX_BYTES).contains(&cap) {
+            return;
+        }
+        if let Ok(mut p) = self.0.lock() {
+            if p.bytes + cap <= POOL_MAX_BYTES {
+                p.bytes += cap;
+                p.bufs.push(buf);
+            }
+        }
+    }
+    /// True if the pool holds any buffer.
+    pub fn holds_any(&self) -> bool {
+        self.0.lock().is_ok_and(|p| p.bytes > 0)
+    }
+    /// Frees every pooled buffer (the connection went idle).
+    pub fn clear(&self) {
+        let bufs = match self.0.lock() {
+            Ok(mut p) => {
+                p.bytes = 0;
+                std::mem::take(&mut p.bufs)
+            }
+            Err(_) => return,
+        };
+        drop(bufs);
     }
 }
 
@@ -325,6 +448,9 @@ pub struct CreditWindow {
     low: u64,
     high: u64,
     used: std::collections::VecDeque<bool>,
+    /// How many of `used` are false (kept so `outstanding` does not scan the window for
+    /// every response).
+    unused: u64,
 }
 
 impl Default for CreditWindow {
@@ -333,6 +459,7 @@ impl Default for CreditWindow {
             low: 0,
             high: 1,
             used: std::collections::VecDeque::from(vec![false]),
+            unused: 1,
         }
     }
 }
@@ -356,6 +483,7 @@ impl CreditWindow {
         for id in mid..end {
             self.used[(id - self.low) as usize] = true;
         }
+        self.unused -= charge;
         while self.used.front() == Some(&true) {
             self.used.pop_front();
             self.low += 1;
@@ -364,13 +492,14 @@ impl CreditWindow {
     }
     /// Credits the client holds now (ids granted and not yet used).
     pub fn outstanding(&self) -> u64 {
-        self.used.iter().filter(|u| !**u).count() as u64
+        self.unused
     }
     pub fn grant(&mut self, n: u64) {
         for _ in 0..n {
             self.used.push_back(false);
         }
         self.high += n;
+        self.unused += n;
     }
 }
 
@@ -566,12 +695,25 @@ pub struct Conn {
     /// When the connection was accepted (ms since the Unix epoch; its client connection
     /// record carries it: `durable.rs`).
     pub accepted_ms: u64,
+    /// Multichannel: sessions of other connections bound to this one as a channel (or
+    /// being bound), by SessionId (`session.rs`).
+    pub bound: HashMap<u64, session::Binding>,
+    /// Multichannel: connections whose state this one runs (see [`ConnEvent::Adopt`]).
+    adopted: Vec<Conn>,
+    /// While a frame forwarded by another channel is handled: the credits that channel
+    /// granted for its responses, in order.
+    via_grants: Option<std::collections::VecDeque<u16>>,
+    /// False once the connection is told to shut down: its sessions end with it instead
+    /// of moving on to another of their channels.
+    hand_over: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub enum PreauthTarget {
     Connection,
     Session(u64),
+    /// A session being bound to this connection as a channel (its channel's hash).
+    Binding(u64),
 }
 
 /// An operation that went async and can be cancelled.
@@ -632,6 +774,10 @@ impl Conn {
             in_frame: false,
             durable_deferred: Vec::new(),
             accepted_ms: duet_state::unix_time_ms(),
+            bound: HashMap::new(),
+            adopted: Vec::new(),
+            via_grants: None,
+            hand_over: true,
         }
     }
 
@@ -650,10 +796,63 @@ impl Conn {
                 }
                 ConnEvent::Oplock(ev) => oplock::handle_event(self, ev),
                 ConnEvent::Durable(ev) => durable::handle_event(self, ev),
-                ConnEvent::Shutdown => return Flow::Close,
+                ConnEvent::Shutdown => {
+                    self.hand_over = false;
+                    return Flow::Close;
+                }
+                ConnEvent::Forward(p) => {
+                    if let Some(f) = p.take() {
+                        self.handle_forwarded(f);
+                    }
+                }
+                ConnEvent::Adopt(p) => {
+                    if let Some(c) = p.take() {
+                        tracing::info!(peer = %self.peer, conn = c.id, sessions = c.sessions.len(), "running the state of a closed channel's connection");
+                        self.adopted.push(c);
+                    }
+                }
             }
         }
+        self.run_adopted();
         Flow::Continue
+    }
+
+    /// Lets every connection this one runs for others act on what was posted to it; one
+    /// told to close ends (and hands its sessions on, if it can).
+    fn run_adopted(&mut self) {
+        let mut i = 0;
+        while i < self.adopted.len() {
+            if self.adopted[i].handle_events() == Flow::Close {
+                let gone = self.adopted.swap_remove(i);
+                drop(gone);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Multichannel: a frame of one of this connection's sessions that came on another
+    /// channel. It is handled here, where the session's state lives, with that channel's
+    /// signing key, credits and outbox, so its responses leave on that channel.
+    fn handle_forwarded(&mut self, f: session::Forwarded) {
+        let sid = f.session_id;
+        let own_signer = self
+            .sessions
+            .get_mut(&sid)
+            .map(|s| s.signer.replace(f.signer.clone()));
+        let own_outbox = std::mem::replace(&mut self.outbox, f.outbox.clone());
+        self.via_grants = Some(f.grants);
+        self.encrypted = f.encrypted;
+        let flow = self.handle_chain(&f.frame, ChainStart::default());
+        self.encrypted = None;
+        self.via_grants = None;
+        self.outbox = own_outbox;
+        if let (Some(signer), Some(s)) = (own_signer, self.sessions.get_mut(&sid)) {
+            s.signer = signer;
+        }
+        if flow == Flow::Close {
+            self.server.post(f.channel, ConnEvent::Shutdown);
+        }
     }
 
     /// A transform frame (MS-SMB2 3.3.5.2.1.1): decrypted with its session's key, its
@@ -694,9 +893,51 @@ impl Conn {
         self.handle_messages(frame)
     }
 
-    /// The SMB2 message (or compound chain) of one frame, in clear.
+    /// The SMB2 message (or compound chain) of one frame, in clear. A frame of a session
+    /// bound to this connection as a channel goes to the session's home connection.
     fn handle_messages(&mut self, frame: &[u8]) -> Flow {
+        if !self.bound.is_empty() {
+            if let Some(flow) = session::forward(self, frame) {
+                return flow;
+            }
+        }
         self.handle_chain(frame, ChainStart::default())
+    }
+
+    /// Multichannel: consumes the message ids of a chain another connection is to handle
+    /// for this one and grants the credits of its responses (None: the chain is malformed
+    /// or outside the credit window; the connection ends).
+    pub(crate) fn charge_chain(&mut self, frame: &[u8]) -> Option<std::collections::VecDeque<u16>> {
+        let mut grants = std::collections::VecDeque::new();
+        let mut off = 0usize;
+        while off < frame.len() {
+            let rest = &frame[off..];
+            let hdr = Header::new_checked(rest).ok()?;
+            let next = hdr.next_command() as usize;
+            let msg_len = if next == 0 { rest.len() } else { next };
+            if msg_len < HEADER_LEN || msg_len > rest.len() || !next.is_multiple_of(8) {
+                return None;
+            }
+            match hdr.command() {
+                Some(Command::Cancel) => {}
+                Some(_) => {
+                    if !self
+                        .credits
+                        .consume(hdr.message_id(), hdr.credit_charge() as u64)
+                    {
+                        tracing::warn!(peer = %self.peer, mid = hdr.message_id(), "message id outside the credit window; closing connection");
+                        return None;
+                    }
+                    grants.push_back(self.grant_credits(&hdr));
+                }
+                None => grants.push_back(self.grant_credits(&hdr)),
+            }
+            if next == 0 {
+                break;
+            }
+            off += next;
+        }
+        Some(grants)
     }
 
     /// A chain of messages whose first related member inherits `start` (the rest of a
@@ -756,7 +997,10 @@ impl Conn {
                 }
                 Some(cmd) => {
                     let charge = hdr.credit_charge();
-                    if !self.credits.consume(hdr.message_id(), charge as u64) {
+                    // A forwarded frame's ids were consumed by the channel it came on.
+                    if self.via_grants.is_none()
+                        && !self.credits.consume(hdr.message_id(), charge as u64)
+                    {
                         tracing::warn!(peer = %self.peer, mid = hdr.message_id(), "message id outside the credit window; closing connection");
                         return Flow::Close;
                     }
@@ -797,6 +1041,7 @@ impl Conn {
                 Ok(Reply::Pending { async_id })
                     if next != 0
                         && command == Some(Command::Create)
+                        && self.via_grants.is_none()
                         && oplock::park_rest(self, async_id, &rest[next..]) =>
                 {
                     // A CREATE that waits for an oplock break may go async in the middle
@@ -924,6 +1169,11 @@ impl Conn {
                             h.update(resp);
                         }
                     }
+                    PreauthTarget::Binding(id) => {
+                        if let Some(h) = self.bound.get_mut(&id).and_then(|b| b.preauth.as_mut()) {
+                            h.update(resp);
+                        }
+                    }
                 }
             }
             if reply_status != status::SUCCESS
@@ -991,6 +1241,11 @@ impl Conn {
                 if !self.neg.done {
                     return Err(Fail::Disconnect);
                 }
+                if req.command == Ioctl && req.session_id == 0 {
+                    if let Some(r) = ioctl::without_session(self, req) {
+                        return r;
+                    }
+                }
                 self.check_session(req)?;
                 match req.command {
                     Logoff => session::handle_logoff(self, req),
@@ -1021,10 +1276,16 @@ impl Conn {
 
     /// MS-SMB2 3.3.5.2.9: the session must exist and be valid; signatures are checked.
     fn check_session(&mut self, req: &Req) -> Result<(), Fail> {
-        let sess = self
-            .sessions
-            .get(&req.session_id)
-            .ok_or(Fail::Status(status::USER_SESSION_DELETED))?;
+        let Some(sess) = self.sessions.get(&req.session_id) else {
+            // A session of another connection, not bound to this one: the answer is
+            // signed with that session's key when the request verifies with it, as the
+            // client holding it expects (MS-SMB2 3.3.5.2.4 looks in GlobalSessionTable).
+            if Header::new_unchecked(req.msg).is_signed() {
+                self.response_signer =
+                    session::deleted_session_signer(self, req.session_id, req.msg);
+            }
+            return Err(Fail::Status(status::USER_SESSION_DELETED));
+        };
         if !sess.is_valid() {
             return Err(Fail::Status(status::USER_SESSION_DELETED));
         }
@@ -1190,6 +1451,9 @@ impl Conn {
     fn grant_credits(&mut self, req_hdr: &Header<&[u8]>) -> u16 {
         if req_hdr.command() == Some(Command::Cancel) {
             return 0;
+        }
+        if let Some(q) = self.via_grants.as_mut() {
+            return q.pop_front().unwrap_or(0);
         }
         let asked = req_hdr.credit().max(1) as u64;
         let charge = (req_hdr.credit_charge() as u64).max(1);
@@ -1423,6 +1687,18 @@ impl Conn {
     /// close; durable opens are kept, disconnected: MS-SMB2 3.3.7.1), pending operations
     /// and change-notify registrations.
     pub fn teardown(&mut self) {
+        // Multichannel: this connection stops being a channel of any session; the
+        // connections it ran for others move on to another of their channels (or end),
+        // and so do its own sessions that have another channel.
+        session::channel_gone(self);
+        let adopted = std::mem::take(&mut self.adopted);
+        for mut a in adopted {
+            a.hand_over &= self.hand_over;
+            drop(a);
+        }
+        if self.hand_over {
+            self.hand_over_sessions();
+        }
         oplock::conn_gone(self);
         let vols: Vec<u64> = self.opens.keys().copied().collect();
         for v in vols {
@@ -1437,10 +1713,66 @@ impl Conn {
         if let Ok(mut reg) = self.server.sessions.lock() {
             reg.remove_conn(conn_id);
         }
-        if let Ok(mut m) = self.server.mailboxes.lock() {
-            m.remove(&conn_id);
-        }
+        let mailbox = self
+            .server
+            .mailboxes
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&conn_id));
+        drop(mailbox);
         self.pending.clear();
         durable::conn_ended(self);
+    }
+
+    /// Multichannel (MS-SMB2 3.3.7.1: a session lives on while one of its channels does):
+    /// the connection closed, but some of its sessions have other channels. Its state
+    /// (those sessions, their trees, opens and waiting requests, under the same connection
+    /// id, so every server-wide reference to them stays true) moves to one of those
+    /// channels, which runs it from then on; `self` is left an empty connection to tear
+    /// down. Sessions without a channel there end here as before.
+    fn hand_over_sessions(&mut self) {
+        let Some((target, outbox, moving)) = session::hand_over_target(self) else {
+            return;
+        };
+        let Some(target_mb) = self
+            .server
+            .mailboxes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&target).cloned())
+        else {
+            return;
+        };
+        let fresh = Conn::new(
+            self.server.clone(),
+            self.peer,
+            self.local,
+            self.outbox.clone(),
+        );
+        let mut old = std::mem::replace(self, fresh);
+        let ending: Vec<u64> = old
+            .sessions
+            .keys()
+            .copied()
+            .filter(|s| !moving.contains(s))
+            .collect();
+        for sid in ending {
+            old.logoff(sid);
+        }
+        let stale: Vec<u64> = old
+            .pending
+            .iter()
+            .filter(|(_, p)| !moving.contains(&p.session_id))
+            .map(|(a, _)| *a)
+            .collect();
+        for aid in stale {
+            old.abandon_pending(aid);
+        }
+        old.outbox = outbox;
+        if let Ok(mut f) = old.mailbox.forward.lock() {
+            *f = Some(target_mb.clone());
+        }
+        tracing::info!(peer = %old.peer, conn = old.id, to = target, sessions = ?moving, "connection closed; its sessions live on on another channel");
+        target_mb.post(ConnEvent::Adopt(Parcel::new(old)));
     }
 }

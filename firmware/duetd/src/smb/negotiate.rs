@@ -16,6 +16,8 @@ pub const SIGNING_REQUIRED: u16 = 0x0002;
 pub const CAP_DFS: u32 = 0x01;
 pub const CAP_LEASING: u32 = 0x02;
 pub const CAP_LARGE_MTU: u32 = 0x04;
+/// SMB2_GLOBAL_CAP_MULTI_CHANNEL: sessions may be bound to further connections (3.x).
+pub const CAP_MULTI_CHANNEL: u32 = 0x08;
 /// SMB2_GLOBAL_CAP_ENCRYPTION: meaningful for 3.0 and 3.0.2 only (3.1.1 negotiates a
 /// cipher in a context).
 pub const CAP_ENCRYPTION: u32 = 0x40;
@@ -162,6 +164,9 @@ pub fn handle(conn: &mut Conn, req: &Req) -> HResult {
     } else {
         0
     };
+    if dialect >= DIALECT_300 {
+        server_caps |= CAP_MULTI_CHANNEL;
+    }
     let cipher = match dialect {
         DIALECT_311 => cipher_ctx.flatten(),
         DIALECT_300 | DIALECT_302 if capabilities & CAP_ENCRYPTION != 0 => {

@@ -97,13 +97,15 @@ fn is_lease_stat_open(access: u32) -> bool {
     access & stat != 0 && access & !stat == 0
 }
 
-/// Where a break for an open goes: its connection's outbox, sealed with its session's key
-/// when the open was made over an encrypted request.
+/// Where a break for an open goes: the outbox of the channel it was made on (or, once
+/// that channel closed, another live channel of its session: multichannel), sealed with
+/// its session's key when the open was made over an encrypted request.
 #[derive(Clone)]
 struct Notifier {
     outbox: Outbox,
     session_id: u64,
     seal: Option<(u64, Arc<session::Encryption>)>,
+    server: std::sync::Weak<super::Server>,
 }
 
 impl Notifier {
@@ -112,7 +114,22 @@ impl Notifier {
             outbox: conn.outbox.clone(),
             session_id,
             seal: conn.encrypted.clone(),
+            server: Arc::downgrade(&conn.server),
         }
+    }
+
+    /// Queues `msg` on the open's channel while it is one of its session's channels, else
+    /// on the first live channel of the session that takes it.
+    fn deliver(&self, msg: Vec<u8>) -> bool {
+        let chans = self
+            .server
+            .upgrade()
+            .map(|s| session::channels(&s, self.session_id))
+            .unwrap_or_default();
+        if chans.is_empty() || chans.iter().any(|(_, o)| o.same_channel(&self.outbox)) {
+            return self.outbox.send(msg);
+        }
+        chans.iter().any(|(_, o)| o.send(msg.clone()))
     }
 
     /// Sends an unsolicited OPLOCK_BREAK notification. False if it could not be sent.
@@ -125,7 +142,7 @@ impl Notifier {
             },
             None => msg,
         };
-        self.outbox.send(msg)
+        self.deliver(msg)
     }
 }
 
@@ -1373,6 +1390,7 @@ pub fn restore(
         outbox: Outbox::new(tx),
         session_id: 0,
         seal: None,
+        server: std::sync::Weak::new(),
     };
     let FileTable {
         files: table,

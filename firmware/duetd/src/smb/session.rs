@@ -1,11 +1,21 @@
 //! SESSION_SETUP and LOGOFF (MS-SMB2 2.2.5-2.2.8, 3.3.5.5, 3.3.5.6): SPNEGO/NTLMv2
 //! authentication against the state store's users, key derivation, signing, SMB3
-//! encryption keys, re-authentication, session reconnect (PreviousSessionId), the refusal
-//! of channel binding, the server-wide session table and the failed-logon throttle.
+//! encryption keys, re-authentication, session reconnect (PreviousSessionId), multichannel
+//! (session binding, the forwarding of a bound channel's requests to the session's home
+//! connection, the hand-over of a session whose home connection closed), the server-wide
+//! session table and the failed-logon throttle.
+//!
+//! Multichannel design: a session's state (trees, opens, waiting requests) stays with the
+//! connection that set it up, its home, which alone touches it. A connection bound to the
+//! session as a further channel checks and charges the credits of each frame of the
+//! session and posts it to the home's mailbox ([`Forwarded`]); the home handles it with
+//! that channel's signing key and answers on that channel's outbox. When the home
+//! connection closes while the session has another channel, its state moves, under the
+//! same connection id, into that channel, which runs it from then on (`Conn::teardown`).
 //!
 //! Owns: the session life cycle. Never logs a password or key; never accepts anonymous or
 //! guest logons; never lets a re-authentication change a session's user or keys; never
-//! binds a session to a second connection (no multichannel).
+//! binds a session to a connection of another dialect or cipher, or for another user.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,9 +27,9 @@ use duet_auth::{
     SigningAlgorithm, Step, TransformCipher, TransformHeader, TRANSFORM_HEADER_LEN,
 };
 
-use super::{Conn, ConnEvent, Fail, HResult, PreauthTarget, Reply, Req, Session};
-use super::{DIALECT_300, DIALECT_311};
-use crate::wire::{status, Header, PutLe, HEADER_LEN};
+use super::{Conn, ConnEvent, Fail, Flow, HResult, Outbox, Parcel, PreauthTarget, Reply, Req};
+use super::{Session, DIALECT_300, DIALECT_311};
+use crate::wire::{status, Command, Header, PutLe, HEADER_LEN};
 
 /// NT_STATUS_REQUEST_OUT_OF_SEQUENCE: a binding request whose signing algorithm cannot
 /// be the session's (AES-GMAC sessions).
@@ -27,6 +37,10 @@ const STATUS_REQUEST_OUT_OF_SEQUENCE: u32 = 0xC000_042A;
 
 /// SMB2_SESSION_FLAG_BINDING (request Flags, 2.2.5).
 const SESSION_FLAG_BINDING: u8 = 0x01;
+
+/// Channels a session may have, its first connection included (Windows' and smbd's
+/// limit; one more binding is refused with STATUS_INSUFFICIENT_RESOURCES).
+pub const MAX_CHANNELS_PER_SESSION: usize = 32;
 
 pub enum SessionState {
     /// The first authentication is under way; the session cannot be used yet.
@@ -51,7 +65,7 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
     // The response carries the request's SessionId unless a new session is made below.
     conn.last_session_setup_id = None;
     if flags & SESSION_FLAG_BINDING != 0 {
-        return refuse_binding(conn, req);
+        return bind(conn, req, token);
     }
     let now = crate::util::now_secs();
     if conn
@@ -87,8 +101,12 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
             return Err(Fail::Status(status::USER_SESSION_DELETED));
         };
         if matches!(sess.state, SessionState::Valid) {
-            // Re-authentication: the request must be signed like any other of the session.
-            conn.check_signature(req.msg, id)?;
+            // Re-authentication: the request must be signed like any other of the session
+            // (a refusal is signed with the key it was checked with, as smbd does).
+            if let Err(e) = conn.check_signature(req.msg, id) {
+                conn.response_signer = conn.sessions.get(&id).and_then(|s| s.signer.clone());
+                return Err(e);
+            }
             let acc = new_acceptor(conn);
             if let Some(s) = conn.sessions.get_mut(&id) {
                 s.state = SessionState::Reauthenticating(Box::new(acc));
@@ -232,6 +250,7 @@ fn finish_logon(conn: &mut Conn, session_id: u64, auth: &Authenticated) {
     if let Ok(mut t) = conn.server.throttle.lock() {
         t.success(&auth.user);
     }
+    let encryption = sess.encryption.clone();
     if let Ok(mut reg) = conn.server.sessions.lock() {
         reg.insert(
             session_id,
@@ -243,6 +262,8 @@ fn finish_logon(conn: &mut Conn, session_id: u64, auth: &Authenticated) {
                 signing_algorithm: alg,
                 cipher,
                 client_guid: conn.neg.client_guid,
+                channels: vec![(conn.id, conn.outbox.clone())],
+                encryption,
             },
         );
     }
@@ -298,21 +319,45 @@ fn close_previous(conn: &mut Conn, previous: u64, user: &str) {
     super::durable::previous_session(conn, previous, user);
 }
 
-/// A SESSION_SETUP with SMB2_SESSION_FLAG_BINDING (3.3.5.5.2). duet has no multichannel,
-/// so every bind is refused, but with the status a multichannel server gives for the
-/// request's own faults, checked in this order: no session id; no such session; a signing
-/// algorithm the session cannot use on this connection (AES-GMAC rules); a 2.x connection;
-/// an unsigned request; another dialect or cipher than the session's. A request without
-/// any of these faults gets STATUS_REQUEST_NOT_ACCEPTED (no channel can be added). The
-/// answer is signed with the session's key when the request's signature verified with it.
-fn refuse_binding(conn: &mut Conn, req: &Req) -> HResult {
-    if req.session_id == 0 {
+/// A SESSION_SETUP with SMB2_SESSION_FLAG_BINDING (MS-SMB2 3.3.5.5.2): binds an existing
+/// session of this client to this connection as a further channel. Refusals, in the order
+/// a multichannel server checks them: no session id (INVALID_PARAMETER); no such valid
+/// session (USER_SESSION_DELETED); already a channel here (REQUEST_NOT_ACCEPTED, or
+/// ACCESS_DENIED if the request is not signed with that channel's key); a signing
+/// algorithm the session cannot use on this connection (AES-GMAC rules); a 2.x connection
+/// (REQUEST_NOT_ACCEPTED); a request not signed with the session's key, another dialect or
+/// cipher than the session's (INVALID_PARAMETER). Then the client authenticates again, as
+/// the session's user (another user: ACCESS_DENIED; a failure: LOGON_FAILURE, and the
+/// session goes on). The channel signs with its own key, derived from this
+/// authentication's session key (3.1.1: with this connection's preauth hash of the
+/// exchange), with this connection's signing algorithm. Answers are signed with the
+/// session's key until the channel's key exists, the final one with the channel's.
+fn bind(conn: &mut Conn, req: &Req, token: &[u8]) -> HResult {
+    let sid = req.session_id;
+    if sid == 0 {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
-    let Some(global) = registered(conn, req.session_id) else {
+    let Some(global) = registered(conn, sid) else {
         return Err(Fail::Status(status::USER_SESSION_DELETED));
     };
-    let signed = Header::new_unchecked(req.msg).is_signed() && global.signer.verify(req.msg);
+    let signed_msg = Header::new_unchecked(req.msg).is_signed();
+    // Already a channel of the session on this connection.
+    let existing = if global.conn_id == conn.id {
+        conn.sessions.get(&sid).and_then(|s| s.signer.clone())
+    } else {
+        conn.bound.get(&sid).and_then(|b| b.signer.clone())
+    };
+    if let Some(chan) = existing {
+        // Checked with the channel's key, and answered signed with it (as smbd does).
+        let ok = signed_msg && chan.verify(req.msg);
+        conn.response_signer = Some(chan);
+        return Err(Fail::Status(if ok {
+            status::REQUEST_NOT_ACCEPTED
+        } else {
+            status::ACCESS_DENIED
+        }));
+    }
+    let signed = signed_msg && global.signer.verify(req.msg);
     if signed {
         conn.response_signer = Some(global.signer.clone());
     }
@@ -323,19 +368,316 @@ fn refuse_binding(conn: &mut Conn, req: &Req) -> HResult {
     let refusal = if global.signing_algorithm == SigningAlgorithm::AesGmac
         && conn_alg != global.signing_algorithm
     {
-        STATUS_REQUEST_OUT_OF_SEQUENCE
+        Some(STATUS_REQUEST_OUT_OF_SEQUENCE)
     } else if conn_alg == SigningAlgorithm::AesGmac && global.signing_algorithm != conn_alg {
-        status::NOT_SUPPORTED
+        Some(status::NOT_SUPPORTED)
     } else if conn.neg.dialect < DIALECT_300 {
-        status::REQUEST_NOT_ACCEPTED
+        Some(status::REQUEST_NOT_ACCEPTED)
     } else if !signed || global.dialect != conn.neg.dialect || global.cipher != conn.neg.cipher {
-        status::INVALID_PARAMETER
+        Some(status::INVALID_PARAMETER)
     } else {
-        status::REQUEST_NOT_ACCEPTED
+        None
     };
-    tracing::info!(peer = %conn.peer, session = req.session_id, status = format_args!("{refusal:#010x}"),
-        same_client = global.client_guid == conn.neg.client_guid, "session binding refused (no multichannel)");
-    Err(Fail::Status(refusal))
+    if let Some(refusal) = refusal {
+        conn.bound.remove(&sid);
+        tracing::info!(peer = %conn.peer, session = sid, status = format_args!("{refusal:#010x}"),
+            same_client = global.client_guid == conn.neg.client_guid, "session binding refused");
+        return Err(Fail::Status(refusal));
+    }
+    let now = crate::util::now_secs();
+    if conn
+        .server
+        .throttle
+        .lock()
+        .map(|mut t| t.address_locked(conn.peer.ip(), now, &conn.server.cfg))
+        .unwrap_or(false)
+    {
+        tracing::warn!(peer = %conn.peer, "binding refused: too many failed logons from this address");
+        return Err(Fail::Status(status::ACCOUNT_LOCKED_OUT));
+    }
+    if !conn.bound.contains_key(&sid) {
+        // Bindings of sessions that ended make room.
+        if let Ok(reg) = conn.server.sessions.lock() {
+            conn.bound.retain(|id, _| reg.get(*id).is_some());
+        }
+        if conn.bound.len() >= conn.server.cfg.max_sessions_per_conn
+            || global.channels.len() >= MAX_CHANNELS_PER_SESSION
+        {
+            tracing::warn!(peer = %conn.peer, session = sid, "channel limit reached");
+            return Err(Fail::Status(status::INSUFFICIENT_RESOURCES));
+        }
+        let binding = Binding {
+            acceptor: Some(Box::new(new_acceptor(conn))),
+            preauth: conn
+                .neg
+                .preauth
+                .clone()
+                .filter(|_| conn.neg.dialect == DIALECT_311),
+            signer: None,
+            encryption: None,
+        };
+        conn.bound.insert(sid, binding);
+    }
+    let acc = conn.bound.get_mut(&sid).and_then(|b| {
+        if let Some(h) = b.preauth.as_mut() {
+            h.update(req.msg);
+        }
+        b.acceptor.take()
+    });
+    let Some(mut acc) = acc else {
+        conn.bound.remove(&sid);
+        return Err(Fail::Status(status::REQUEST_NOT_ACCEPTED));
+    };
+    let mut user_locked = false;
+    let step = auth_step(conn, &mut acc, token, now, &mut user_locked);
+    let peer = conn.peer;
+    match step {
+        Ok(Step::Continue(out)) => {
+            if let Some(b) = conn.bound.get_mut(&sid) {
+                b.acceptor = Some(acc);
+            }
+            conn.preauth_pending = Some(PreauthTarget::Binding(sid));
+            Ok(Reply::Body {
+                status: status::MORE_PROCESSING_REQUIRED,
+                body: setup_body(&out),
+            })
+        }
+        Ok(Step::Done(auth)) => {
+            let Some(b) = conn.bound.remove(&sid) else {
+                return Err(Fail::Status(status::USER_SESSION_DELETED));
+            };
+            if auth.user.to_lowercase() != global.user {
+                tracing::warn!(peer = %peer, session = sid, user = %global.user, new_user = %auth.user,
+                    "binding as another user refused");
+                return Err(Fail::Status(status::ACCESS_DENIED));
+            }
+            let preauth = b.preauth.map(|h| *h.value()).unwrap_or([0u8; 64]);
+            let keys = SessionKeys::derive(conn.neg.dialect, &auth.session_key, &preauth);
+            let chan = Arc::new(Signer::new(conn_alg, keys.signing));
+            let added = conn
+                .server
+                .sessions
+                .lock()
+                .map(|mut reg| reg.add_channel(sid, conn.id, conn.outbox.clone()))
+                .unwrap_or(false);
+            if !added {
+                return Err(Fail::Status(status::USER_SESSION_DELETED));
+            }
+            conn.bound.insert(
+                sid,
+                Binding {
+                    acceptor: None,
+                    preauth: None,
+                    signer: Some(chan.clone()),
+                    encryption: global.encryption.clone(),
+                },
+            );
+            conn.response_signer = Some(chan);
+            if let Ok(mut t) = conn.server.throttle.lock() {
+                t.success(&auth.user);
+            }
+            tracing::info!(peer = %peer, user = %auth.user, session = sid, home = global.conn_id, "session bound to a further channel");
+            Ok(Reply::ok(setup_body(&auth.token)))
+        }
+        Err(e) => {
+            // The binding fails; the session goes on on its other channels.
+            conn.bound.remove(&sid);
+            let user = match &e {
+                AuthError::LogonFailure { user } => Some(user.clone()),
+                _ => None,
+            };
+            let window = conn.server.cfg.failed_logon_window_secs;
+            if let Ok(mut t) = conn.server.throttle.lock() {
+                t.failure(peer.ip(), user.as_deref(), now, window);
+            }
+            if user_locked {
+                return Err(Fail::Status(status::ACCOUNT_LOCKED_OUT));
+            }
+            tracing::warn!(peer = %peer, user = ?user, session = sid, error = %e, "binding failed");
+            Err(Fail::Status(match e {
+                AuthError::Malformed(_) => status::INVALID_PARAMETER,
+                AuthError::Anonymous => status::ACCESS_DENIED,
+                _ => status::LOGON_FAILURE,
+            }))
+        }
+    }
+}
+
+/// One step of an NTLM exchange, users looked up in the state store; a user throttled
+/// after failed logons is not found (and `user_locked` set).
+fn auth_step(
+    conn: &Conn,
+    acc: &mut Acceptor,
+    token: &[u8],
+    now: u64,
+    user_locked: &mut bool,
+) -> Result<Step, AuthError> {
+    let server = conn.server.clone();
+    let mut lookup = |user: &str, _domain: &str| -> Option<[u8; 16]> {
+        if server
+            .throttle
+            .lock()
+            .map(|mut t| t.user_locked(user, now, &server.cfg))
+            .unwrap_or(false)
+        {
+            *user_locked = true;
+            return None;
+        }
+        match server.store.user_nt_hash(user) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "state store lookup failed");
+                None
+            }
+        }
+    };
+    acc.step(token, &mut lookup)
+}
+
+/// A session bound to a connection as a channel (MS-SMB2 3.3.1.8 Channel), kept by that
+/// connection: the binding exchange while it runs, then the channel's signing key.
+pub struct Binding {
+    acceptor: Option<Box<Acceptor>>,
+    /// The channel's preauth integrity hash during the exchange (3.1.1).
+    pub preauth: Option<duet_auth::PreauthHash>,
+    /// Channel.SigningKey; None while the exchange runs.
+    signer: Option<Arc<Signer>>,
+    /// The session's encryption (transform frames of the session on this channel).
+    encryption: Option<Arc<Encryption>>,
+}
+
+/// A frame that came on a channel of a session, for the session's home connection
+/// (see the module docs).
+pub struct Forwarded {
+    pub frame: Vec<u8>,
+    pub session_id: u64,
+    /// The channel's connection id and outbox: where the responses go.
+    pub channel: u64,
+    pub outbox: Outbox,
+    /// The channel's signing key: requests are checked and responses signed with it.
+    pub signer: Arc<Signer>,
+    /// The credits the channel granted for each response, in order.
+    pub grants: std::collections::VecDeque<u16>,
+    /// Set when the frame came sealed: the responses go out sealed too.
+    pub encrypted: Option<(u64, Arc<Encryption>)>,
+}
+
+/// A frame that came on this connection for a session bound to it as a channel goes to
+/// the session's home connection (its message ids are charged here first). None: it is
+/// handled here (not such a frame, a binding SESSION_SETUP, or the session is gone, when
+/// this connection forgets it and answers USER_SESSION_DELETED as for any unknown session).
+pub fn forward(conn: &mut Conn, frame: &[u8]) -> Option<Flow> {
+    let hdr = Header::new_checked(frame).ok()?;
+    if hdr.is_related() {
+        return None;
+    }
+    let sid = hdr.session_id();
+    let signer = conn.bound.get(&sid)?.signer.clone()?;
+    match hdr.command() {
+        None | Some(Command::Negotiate) => return None,
+        Some(Command::SessionSetup)
+            if frame
+                .get(HEADER_LEN + 2)
+                .is_some_and(|f| f & SESSION_FLAG_BINDING != 0) =>
+        {
+            return None
+        }
+        _ => {}
+    }
+    let home = conn.server.sessions.lock().ok().and_then(|reg| {
+        reg.get(sid)
+            .filter(|g| g.channels.iter().any(|(c, _)| *c == conn.id))
+            .map(|g| g.conn_id)
+    });
+    let mailbox = home.and_then(|h| {
+        conn.server
+            .mailboxes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&h).cloned())
+    });
+    let Some(mailbox) = mailbox else {
+        // The session ended: answered here (USER_SESSION_DELETED, signed with the
+        // channel's key, which the binding keeps until this connection closes or binds
+        // again).
+        return None;
+    };
+    let Some(grants) = conn.charge_chain(frame) else {
+        return Some(Flow::Close);
+    };
+    mailbox.post(ConnEvent::Forward(Parcel::new(Forwarded {
+        frame: frame.to_vec(),
+        session_id: sid,
+        channel: conn.id,
+        outbox: conn.outbox.clone(),
+        signer,
+        grants,
+        encrypted: conn.encrypted.clone(),
+    })));
+    // A home whose connection closed may be run by this very connection: at once, then.
+    conn.run_adopted();
+    Some(Flow::Continue)
+}
+
+/// Called by `Conn::teardown`: the connection is no channel of any session any more.
+pub fn channel_gone(conn: &mut Conn) {
+    conn.bound.clear();
+    if let Ok(mut reg) = conn.server.sessions.lock() {
+        reg.remove_channel(conn.id);
+    }
+}
+
+/// Called by `Conn::teardown` once `channel_gone` ran: the channel the closing connection's
+/// sessions move to (its id and outbox) and which of them move (those with that channel),
+/// or None if none of them has another channel.
+pub fn hand_over_target(conn: &Conn) -> Option<(u64, Outbox, Vec<u64>)> {
+    let reg = conn.server.sessions.lock().ok()?;
+    let mine = |sid: &u64| {
+        reg.get(*sid)
+            .filter(|g| g.conn_id == conn.id)
+            .filter(|_| conn.sessions.get(sid).is_some_and(|s| s.is_valid()))
+    };
+    let (target, outbox) = conn
+        .sessions
+        .keys()
+        .filter_map(|sid| mine(sid).and_then(|g| g.channels.first().cloned()))
+        .next()?;
+    let moving = conn
+        .sessions
+        .keys()
+        .filter(|sid| mine(sid).is_some_and(|g| g.channels.iter().any(|(c, _)| *c == target)))
+        .copied()
+        .collect();
+    Some((target, outbox, moving))
+}
+
+/// The live channels of a session (its home connection while it lives, and every bound
+/// one), with their outboxes; empty if it is not a valid session.
+pub fn channels(server: &super::Server, session_id: u64) -> Vec<(u64, Outbox)> {
+    server
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|reg| reg.get(session_id).map(|g| g.channels.clone()))
+        .unwrap_or_default()
+}
+
+/// A request signed for session `id`, which this connection does not have: the key it
+/// verifies with, among this connection's channel key of the session (bound, perhaps
+/// ended since), the session's own key (it lives on another connection) and that of a
+/// session ended lately. USER_SESSION_DELETED is signed with it, as smbd signs it and as
+/// a client that signs expects.
+pub fn deleted_session_signer(conn: &Conn, id: u64, msg: &[u8]) -> Option<Arc<Signer>> {
+    let channel = conn.bound.get(&id).and_then(|b| b.signer.clone());
+    let global = conn.server.sessions.lock().ok().and_then(|reg| {
+        reg.get(id)
+            .map(|g| g.signer.clone())
+            .or_else(|| reg.ended_signer(id))
+    });
+    [channel, global]
+        .into_iter()
+        .flatten()
+        .find(|s| s.verify(msg))
 }
 
 fn registered(conn: &Conn, id: u64) -> Option<GlobalSession> {
@@ -422,6 +764,11 @@ pub struct GlobalSession {
     pub signing_algorithm: SigningAlgorithm,
     pub cipher: Option<CipherId>,
     pub client_guid: [u8; 16],
+    /// Session.ChannelList: the connections the session is reachable on (its home while
+    /// that connection lives, then each bound channel), with their outboxes.
+    pub channels: Vec<(u64, Outbox)>,
+    /// The session's SMB3 encryption, which every channel uses.
+    pub encryption: Option<Arc<Encryption>>,
 }
 
 /// The server-wide table of valid sessions by SessionId. A connection enters its sessions
@@ -429,7 +776,12 @@ pub struct GlobalSession {
 #[derive(Default)]
 pub struct Registry {
     sessions: HashMap<u64, GlobalSession>,
+    /// The signing keys of the sessions that ended last (see `deleted_session_signer`).
+    ended: std::collections::VecDeque<(u64, Arc<Signer>)>,
 }
+
+/// How many ended sessions' keys the registry remembers.
+const ENDED_KEPT: usize = 256;
 
 impl Registry {
     pub fn insert(&mut self, id: u64, s: GlobalSession) {
@@ -438,14 +790,58 @@ impl Registry {
     pub fn get(&self, id: u64) -> Option<&GlobalSession> {
         self.sessions.get(&id)
     }
+    fn bury(&mut self, id: u64, s: GlobalSession) {
+        if self.ended.len() >= ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((id, s.signer));
+    }
+    /// The signing key of session `id` if it ended lately.
+    pub fn ended_signer(&self, id: u64) -> Option<Arc<Signer>> {
+        self.ended
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == id)
+            .map(|(_, s)| s.clone())
+    }
     /// Removes `id` if connection `conn_id` owns it.
     pub fn remove(&mut self, id: u64, conn_id: u64) {
         if self.sessions.get(&id).is_some_and(|s| s.conn_id == conn_id) {
-            self.sessions.remove(&id);
+            if let Some(s) = self.sessions.remove(&id) {
+                self.bury(id, s);
+            }
         }
     }
     pub fn remove_conn(&mut self, conn_id: u64) {
-        self.sessions.retain(|_, s| s.conn_id != conn_id);
+        let gone: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn_id == conn_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(s) = self.sessions.remove(&id) {
+                self.bury(id, s);
+            }
+        }
+    }
+    /// Adds connection `conn_id` to session `id`'s channels. False if there is no such
+    /// session.
+    pub fn add_channel(&mut self, id: u64, conn_id: u64, outbox: Outbox) -> bool {
+        match self.sessions.get_mut(&id) {
+            Some(s) => {
+                s.channels.retain(|(c, _)| *c != conn_id);
+                s.channels.push((conn_id, outbox));
+                true
+            }
+            None => false,
+        }
+    }
+    /// Connection `conn_id` closed: it is no session's channel any more.
+    pub fn remove_channel(&mut self, conn_id: u64) {
+        for s in self.sessions.values_mut() {
+            s.channels.retain(|(c, _)| *c != conn_id);
+        }
     }
     /// Removes `id` if its user is `user` (lower-cased) and returns its connection.
     pub fn take_if_user(&mut self, id: u64, user: &str) -> Option<u64> {
@@ -540,6 +936,12 @@ pub fn open_transform(conn: &Conn, frame: &[u8]) -> Option<(Vec<u8>, Arc<Encrypt
         .sessions
         .get(&hdr.session_id)
         .and_then(|s| s.encryption.clone())
+        .or_else(|| {
+            conn.bound
+                .get(&hdr.session_id)
+                .filter(|b| b.signer.is_some())
+                .and_then(|b| b.encryption.clone())
+        })
     else {
         tracing::warn!(peer = %conn.peer, session = hdr.session_id, "encrypted message for no session with encryption; closing connection");
         return None;

@@ -159,6 +159,7 @@ const SESSION_SETUP: u16 = 1;
 const LOGOFF: u16 = 2;
 const TREE_CONNECT: u16 = 3;
 const CREATE: u16 = 5;
+const CLOSE: u16 = 6;
 const ECHO: u16 = 13;
 const FLAG_SIGNED: u32 = 0x8;
 
@@ -800,16 +801,21 @@ fn binding_is_refused_with_the_status_of_the_request_fault() {
             status::REQUEST_NOT_ACCEPTED,
         ),
         (Neg::smb311(&[1], &[]), &s302, status::INVALID_PARAMETER),
+        // A sound request: the binding's authentication starts.
         (
             Neg::dialect(DIALECT_302, 0),
             &s302,
-            status::REQUEST_NOT_ACCEPTED,
+            status::MORE_PROCESSING_REQUIRED,
         ),
         (Neg::smb311(&[2], &[]), &s302, status::NOT_SUPPORTED),
         (Neg::smb311(&[1], &[2]), &sg, 0xC000_042A),
         (Neg::dialect(DIALECT_210, 0), &sg, 0xC000_042A),
         (Neg::smb311(&[2], &[1]), &sg, status::INVALID_PARAMETER),
-        (Neg::smb311(&[2], &[2]), &sg, status::REQUEST_NOT_ACCEPTED),
+        (
+            Neg::smb311(&[2], &[2]),
+            &sg,
+            status::MORE_PROCESSING_REQUIRED,
+        ),
     ];
     for (neg, s, want) in cases {
         let mut b = Client::new(&e, neg);
@@ -846,6 +852,282 @@ fn binding_is_refused_with_the_status_of_the_request_fault() {
     // The sessions are untouched.
     assert_eq!(st(&a.echo(&s302)), status::SUCCESS);
     assert_eq!(st(&g.echo(&sg)), status::SUCCESS);
+}
+
+// ------------------------------------------------------------------ multichannel
+
+impl Client {
+    /// Binds `s` to this connection as a channel with a whole NTLMSSP exchange as `cred`;
+    /// the final response and, on success, the session as this channel signs it.
+    fn bind_as(&mut self, s: &Sess, cred: Cred) -> (Vec<u8>, Option<Sess>) {
+        let mut preauth = self.preauth.clone();
+        let req = self.signed(s, SESSION_SETUP, 0, &setup_body(1, &ntlm_negotiate(), 0));
+        let resp = self.exchange(&req);
+        assert_eq!(st(&resp), status::MORE_PROCESSING_REQUIRED);
+        assert_signed_by(&resp, s);
+        if let Some(h) = preauth.as_mut() {
+            h.update(&req);
+            h.update(&resp);
+        }
+        let (auth, key) = ntlm_authenticate(&security_buffer(&resp), cred);
+        let req = self.signed(s, SESSION_SETUP, 0, &setup_body(1, &auth, 0));
+        if let Some(h) = preauth.as_mut() {
+            h.update(&req);
+        }
+        let resp = self.exchange(&req);
+        if st(&resp) != status::SUCCESS {
+            return (resp, None);
+        }
+        let hash = preauth.map(|h| *h.value()).unwrap_or([0; 64]);
+        let keys = SessionKeys::derive(self.dialect, &key, &hash);
+        let chan = Sess {
+            id: s.id,
+            signer: Signer::new(self.signing, keys.signing),
+            seal: None,
+            open: None,
+        };
+        (resp, Some(chan))
+    }
+
+    /// Feeds a frame of a session whose home is `home`'s connection: the home handles
+    /// what this channel forwarded; the one response that came back on this channel.
+    fn exchange_via(&mut self, home: &mut Client, frame: &[u8]) -> Vec<u8> {
+        assert_eq!(self.conn.handle_frame(frame), Flow::Continue);
+        assert!(self.rx.try_recv().is_err(), "forwarded, not answered here");
+        assert_eq!(home.conn.handle_events(), Flow::Continue);
+        let mut r = self.rx.try_recv().expect("a response on the channel");
+        while r.is_empty() {
+            self.conn.outbox.wait_marker().expect("commit");
+            r = self.rx.try_recv().expect("a response");
+        }
+        assert!(
+            home.rx.try_recv().is_err(),
+            "nothing on the home connection"
+        );
+        r
+    }
+}
+
+fn close_body(resp: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.put_u16(24);
+    b.put_u16(0);
+    b.put_u32(0);
+    b.extend_from_slice(&resp[64 + 64..64 + 80]);
+    b
+}
+
+#[test]
+fn a_bound_channel_uses_the_sessions_trees_and_opens_and_signs_with_its_own_key() {
+    for neg in [
+        || Neg::smb311(&[1], &[]),
+        || Neg::smb311(&[0], &[]),
+        || Neg::dialect(DIALECT_302, 0),
+        || Neg::dialect(DIALECT_300, 0),
+    ] {
+        let e = env();
+        let mut a = Client::new(&e, neg());
+        let s = a.logon_ok(ALICE);
+        let tid = a.tree_connect(&s);
+        let req = a.signed(&s, CREATE, tid, &create_body("one.txt"));
+        let created = a.exchange(&req);
+        assert_eq!(st(&created), status::SUCCESS);
+        assert_ne!(a.caps & 0x08, 0, "SMB2_GLOBAL_CAP_MULTI_CHANNEL");
+
+        let mut b = Client::new(&e, neg());
+        let (resp, chan) = b.bind_as(&s, ALICE);
+        assert_eq!(st(&resp), status::SUCCESS, "dialect {:#x}", b.dialect);
+        assert_eq!(sid_of(&resp), s.id);
+        let chan = chan.unwrap();
+        assert!(flags_of(&resp) & FLAG_SIGNED != 0 && chan.signer.verify(&resp));
+        assert!(b.conn.sessions.is_empty(), "the session stays on its home");
+        {
+            let reg = e.server.sessions.lock().unwrap();
+            let ids: Vec<u64> = reg
+                .get(s.id)
+                .unwrap()
+                .channels
+                .iter()
+                .map(|c| c.0)
+                .collect();
+            assert_eq!(ids, vec![a.conn.id, b.conn.id]);
+        }
+
+        // The channel reaches the open made on the home connection, and the tree.
+        let req = b.signed(&chan, CLOSE, tid, &close_body(&created));
+        let resp = b.exchange_via(&mut a, &req);
+        assert_eq!(st(&resp), status::SUCCESS);
+        assert!(chan.signer.verify(&resp), "signed with the channel's key");
+        assert!(a.conn.opens.is_empty());
+        let req = b.signed(&chan, CREATE, tid, &create_body("two.txt"));
+        let resp = b.exchange_via(&mut a, &req);
+        assert_eq!(st(&resp), status::SUCCESS);
+        assert_eq!(
+            a.conn.opens.len(),
+            1,
+            "the open lives on the home connection"
+        );
+        // And the home connection reaches the open made over the channel.
+        let req = a.signed(&s, CLOSE, tid, &close_body(&resp));
+        assert_eq!(st(&a.exchange(&req)), status::SUCCESS);
+
+        // A request on the channel signed with the session's key, not the channel's, is
+        // refused (3.1.1 and 3.0 alike: each authentication has its own session key).
+        let req = b.signed(&s, CREATE, tid, &create_body("three.txt"));
+        let resp = b.exchange_via(&mut a, &req);
+        assert_eq!(st(&resp), status::ACCESS_DENIED);
+        // Binding again where it is bound: not accepted.
+        let req = b.signed(
+            &chan,
+            SESSION_SETUP,
+            0,
+            &setup_body(1, &ntlm_negotiate(), 0),
+        );
+        assert_eq!(st(&b.exchange(&req)), status::REQUEST_NOT_ACCEPTED);
+        let req = b.signed(&s, SESSION_SETUP, 0, &setup_body(1, &ntlm_negotiate(), 0));
+        assert_eq!(st(&b.exchange(&req)), status::ACCESS_DENIED);
+    }
+}
+
+#[test]
+fn binding_as_another_user_or_unsigned_is_refused_and_the_session_goes_on() {
+    let e = env();
+    let mut a = Client::new(&e, Neg::smb311(&[1], &[]));
+    let s = a.logon_ok(ALICE);
+    let mut b = Client::new(&e, Neg::smb311(&[1], &[]));
+    let (resp, chan) = b.bind_as(&s, BOB);
+    assert_eq!(st(&resp), status::ACCESS_DENIED);
+    assert!(chan.is_none() && b.conn.bound.is_empty());
+    // A wrong password: LOGON_FAILURE, and the session is untouched.
+    let (resp, _) = b.bind_as(&s, Cred::User("alice", "wrong"));
+    assert_eq!(st(&resp), status::LOGON_FAILURE);
+    let resp = bind(&mut b, &s, false);
+    assert_eq!(st(&resp), status::INVALID_PARAMETER);
+    assert_eq!(st(&a.echo(&s)), status::SUCCESS);
+    assert_eq!(
+        e.server
+            .sessions
+            .lock()
+            .unwrap()
+            .get(s.id)
+            .unwrap()
+            .channels
+            .len(),
+        1
+    );
+    // Not a channel: its requests on this connection find no session.
+    let req = b.signed(&s, ECHO, 0, &[4, 0, 0, 0]);
+    let req = {
+        let mut r = req;
+        r[12] = TREE_CONNECT as u8;
+        s.signer.sign(&mut r);
+        r
+    };
+    assert_eq!(st(&b.exchange(&req)), status::USER_SESSION_DELETED);
+    // The right user binds on the same connection afterwards.
+    let (resp, chan) = b.bind_as(&s, ALICE);
+    assert_eq!(st(&resp), status::SUCCESS);
+    assert!(chan.is_some());
+}
+
+#[test]
+fn logoff_on_one_channel_ends_the_session_on_all() {
+    let e = env();
+    let mut a = Client::new(&e, Neg::smb311(&[1], &[]));
+    let s = a.logon_ok(ALICE);
+    let tid = a.tree_connect(&s);
+    assert_eq!(a.create(&s, tid, "l.txt"), status::SUCCESS);
+    let mut b = Client::new(&e, Neg::smb311(&[1], &[]));
+    let chan = b.bind_as(&s, ALICE).1.unwrap();
+    let req = b.signed(&chan, LOGOFF, 0, &[4, 0, 0, 0]);
+    let resp = b.exchange_via(&mut a, &req);
+    assert_eq!(st(&resp), status::SUCCESS);
+    assert!(chan.signer.verify(&resp));
+    assert!(a.conn.sessions.is_empty() && a.conn.opens.is_empty());
+    assert!(e.server.sessions.lock().unwrap().get(s.id).is_none());
+    assert_eq!(a.create(&s, tid, "l.txt"), status::USER_SESSION_DELETED);
+    // The channel answers for the ended session itself, signed with its key (a client
+    // that signs insists on a signed answer).
+    let req = b.signed(&chan, CREATE, tid, &create_body("l.txt"));
+    let resp = b.exchange(&req);
+    assert_eq!(st(&resp), status::USER_SESSION_DELETED);
+    assert!(chan.signer.verify(&resp));
+    let req = a.signed(&s, CREATE, tid, &create_body("l.txt"));
+    let resp = a.exchange(&req);
+    assert_eq!(st(&resp), status::USER_SESSION_DELETED);
+    assert!(s.signer.verify(&resp));
+}
+
+#[test]
+fn a_session_has_at_most_32_channels() {
+    let e = env();
+    let mut a = Client::new(&e, Neg::smb311(&[1], &[]));
+    let s = a.logon_ok(ALICE);
+    let mut chans = Vec::new();
+    for _ in 1..super::MAX_CHANNELS_PER_SESSION {
+        let mut b = Client::new(&e, Neg::smb311(&[1], &[]));
+        assert_eq!(st(&b.bind_as(&s, ALICE).0), status::SUCCESS);
+        chans.push(b);
+    }
+    let mut b = Client::new(&e, Neg::smb311(&[1], &[]));
+    assert_eq!(st(&bind(&mut b, &s, true)), status::INSUFFICIENT_RESOURCES);
+    // A channel closes: room for another.
+    drop(chans.pop());
+    assert_eq!(st(&b.bind_as(&s, ALICE).0), status::SUCCESS);
+}
+
+#[test]
+fn the_session_lives_on_when_its_home_connection_closes() {
+    let e = env();
+    let mut a = Client::new(&e, Neg::smb311(&[1], &[]));
+    let s = a.logon_ok(ALICE);
+    let tid = a.tree_connect(&s);
+    let req = a.signed(&s, CREATE, tid, &create_body("h.txt"));
+    let created = a.exchange(&req);
+    assert_eq!(st(&created), status::SUCCESS);
+    let home_id = a.conn.id;
+    let mut b = Client::new(&e, Neg::smb311(&[1], &[]));
+    let chan = b.bind_as(&s, ALICE).1.unwrap();
+    let mut c = Client::new(&e, Neg::smb311(&[1], &[]));
+    let chan_c = c.bind_as(&s, ALICE).1.unwrap();
+
+    // The home connection closes: its state moves to the first other channel.
+    drop(a);
+    assert_eq!(b.conn.handle_events(), Flow::Continue);
+    {
+        let reg = e.server.sessions.lock().unwrap();
+        let g = reg.get(s.id).expect("the session lives on");
+        assert_eq!(g.conn_id, home_id, "under the same connection id");
+        let ids: Vec<u64> = g.channels.iter().map(|c| c.0).collect();
+        assert_eq!(ids, vec![b.conn.id, c.conn.id]);
+    }
+    // Requests on either channel reach the open made on the closed connection.
+    let req = b.signed(&chan, ECHO, 0, &[4, 0, 0, 0]);
+    assert_eq!(b.conn.handle_frame(&req), Flow::Continue);
+    let resp = b.rx.try_recv().expect("answered at once: b runs the home");
+    assert_eq!(st(&resp), status::SUCCESS);
+    assert!(chan.signer.verify(&resp));
+    let req = c.signed(&chan_c, CREATE, tid, &create_body("h2.txt"));
+    assert_eq!(c.conn.handle_frame(&req), Flow::Continue);
+    assert_eq!(b.conn.handle_events(), Flow::Continue);
+    let resp = c.rx.try_recv().expect("a response on c");
+    assert_eq!(st(&resp), status::SUCCESS);
+    assert!(chan_c.signer.verify(&resp));
+
+    // b closes too: c runs the session now.
+    drop(b);
+    assert_eq!(c.conn.handle_events(), Flow::Continue);
+    let req = c.signed(&chan_c, CLOSE, tid, &close_body(&created));
+    assert_eq!(c.conn.handle_frame(&req), Flow::Continue);
+    let resp = c.rx.try_recv().expect("a response on c");
+    assert_eq!(st(&resp), status::SUCCESS);
+
+    // The last channel closes: the session ends.
+    drop(c);
+    assert!(e.server.sessions.lock().unwrap().get(s.id).is_none());
+    assert!(!e
+        .server
+        .post(home_id, ConnEvent::Logoff { session_id: s.id }));
 }
 
 // ------------------------------------------------------------------ encryption
@@ -1037,6 +1319,8 @@ fn registry_owner_rules() {
         signing_algorithm: SigningAlgorithm::AesCmac,
         cipher: None,
         client_guid: [0; 16],
+        channels: Vec::new(),
+        encryption: None,
     };
     let mut r = Registry::default();
     r.insert(1, g(10, "alice"));

@@ -120,6 +120,8 @@ impl Kit {
                     signing_algorithm: duet_auth::SigningAlgorithm::AesCmac,
                     cipher: None,
                     client_guid: c.conn.neg.client_guid,
+                    channels: vec![(c.conn.id, c.conn.outbox.clone())],
+                    encryption: None,
                 },
             );
         }
