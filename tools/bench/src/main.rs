@@ -8,6 +8,7 @@
 
 mod client;
 mod error;
+mod pair;
 mod pc;
 mod procstat;
 mod report;
@@ -28,9 +29,11 @@ use servers::{Kind, Programs, Server};
 const USAGE: &str = "usage: duet-bench [options]
   --quick               tiny sizes, one run: checks that everything runs (for CI)
   --runs N              runs per workload and server (default 5; --quick: 1)
-  --servers LIST        comma-separated: duetd,smbd,smb-server (default: all three)
+  --servers LIST        comma-separated: duetd,smbd,smb-server,duetd-pair (default: the
+                        first three; duetd-pair, two mirroring nodes in a namespace lab, needs root)
   --only GROUPS         comma-separated workload groups: seq,small,dirs,list,durable,
-                        clients,smbclient,memory (default: all)
+                        clients,smbclient,memory (default: all), or single
+                        workloads by id (seq-write-1m, seq-read-64k, sc-put, ...)
   --out DIR             where results go (default: <repo>/bench/results)
   --workdir DIR         scratch directory for shares and state (default: <repo>/bench/tmp/run-PID)
   --keep                keep the scratch directory
@@ -313,8 +316,9 @@ fn parse_args() -> Result<Options, String> {
             "smbclient",
             "memory",
         ];
-        if let Some(bad) = only.iter().find(|g| !groups.contains(&g.as_str())) {
-            return Err(format!("--only: unknown group {bad}"));
+        let known = |g: &str| groups.contains(&g) || ALL.iter().any(|w| w.id() == g);
+        if let Some(bad) = only.iter().find(|g| !known(g)) {
+            return Err(format!("--only: unknown group or workload {bad}"));
         }
     }
     Ok(o)
@@ -389,6 +393,30 @@ fn warm(path: &Path) {
     }
 }
 
+/// Writes `bytes` to a scratch file in `dir` and deletes it again, just before a run that
+/// moves a file's worth of data. On a VM that hands freed guest pages back to its host
+/// (virtio free page reporting, as on this bench machine: pages free for ~2 s go back),
+/// filling the page cache with such pages costs a host fault per page, ~1-2 s of CPU per
+/// GiB, billed to whoever writes. Without this, a server whose write run follows another's
+/// (whose file deletion had just freed a GiB of hot page-cache pages) got them for free and
+/// the server before it paid: the order, not the server, decided the figure. Page-cache
+/// pages freed here are what the kernel hands out next (anonymous memory freed the same
+/// way was measured not to help), so every server starts with the same hot memory.
+fn warm_page_cache(dir: &Path, bytes: u64) {
+    let path = dir.join("warm.tmp");
+    if let Ok(f) = std::fs::File::create(&path) {
+        let chunk = vec![1u8; 1 << 20];
+        let mut done = 0u64;
+        while done < bytes {
+            if std::os::unix::fs::FileExt::write_all_at(&f, &chunk, done).is_err() {
+                break;
+            }
+            done += chunk.len() as u64;
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 fn sync_disks() {
     // SAFETY: sync(2) has no preconditions.
     unsafe { libc::sync() };
@@ -441,6 +469,7 @@ fn target(s: &Server) -> client::Target {
         user: servers::USER.into(),
         password: servers::PASSWORD.into(),
         share: servers::SHARE.into(),
+        netns: s.pair.as_ref().map(|p| p.netns.clone()),
     }
 }
 
@@ -679,7 +708,10 @@ fn run(o: &Options) -> Result<bool, Error> {
     let workloads: Vec<W> = ALL
         .iter()
         .copied()
-        .filter(|w| in_group(w.group()) && (w.client() != "smbclient" || have_smbclient))
+        .filter(|w| {
+            (in_group(w.group()) || in_group(w.id()))
+                && (w.client() != "smbclient" || have_smbclient)
+        })
         .collect();
 
     // Check programs before making anything.
@@ -696,6 +728,21 @@ fn run(o: &Options) -> Result<bool, Error> {
                 }
             }
             Kind::SmbServer => servers::ensure_shim(&o.programs.shim)?,
+            Kind::DuetdPair => {
+                if !servers::is_root() {
+                    return Err(Error::other(
+                        "duetd-pair needs root (network namespaces); run as root or leave it out of --servers",
+                    ));
+                }
+                for p in [&o.programs.duetd, &o.programs.duetctl] {
+                    if !p.is_file() {
+                        return Err(Error::other(format!(
+                            "{} not found (build with: cargo build --release -p duetd -p duetctl)",
+                            p.display()
+                        )));
+                    }
+                }
+            }
             Kind::Smbd => {
                 if !servers::is_root() {
                     return Err(Error::other(
@@ -811,6 +858,9 @@ fn run(o: &Options) -> Result<bool, Error> {
                     w.id(),
                     s.kind.name()
                 ));
+                if w.is_bytes() {
+                    warm_page_cache(&o.workdir, sizes.seq_bytes + (256 << 20));
+                }
                 let cpu0 = s.procs.cpu_seconds();
                 let me0 = procstat::self_cpu_seconds();
                 let r = run_once(*w, s, run, &ctx, &mut notes);
@@ -918,6 +968,10 @@ fn run(o: &Options) -> Result<bool, Error> {
             "as shared/reference/start-smbd.sh: vfs objects = acl_xattr xattr_tdb, store dos attributes, durable handles, kernel oplocks/share modes and posix locking off, log level 1".into(),
         ),
         ("duetd board".into(), o.programs.board.display().to_string()),
+        (
+            "duetd-pair".into(),
+            "two duetd in the namespace lab (tools/lab/lab.sh, prefix bench), joined with duetctl pair init/join, signing required; every durable-handle change is committed on both nodes (mirrored over a veth 'cable') before the response; the client connects to the VIP from the lab's client namespace (one more hop than loopback)".into(),
+        ),
         (
             "duet-bench build".into(),
             if cfg!(debug_assertions) { "debug" } else { "release" }.into(),

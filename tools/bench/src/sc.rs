@@ -26,10 +26,35 @@ pub fn version() -> String {
         .unwrap_or_else(|_| "smbclient (not installed)".into())
 }
 
+/// Servers reached from another network namespace (the pair's VIP): smbclient runs there.
+static NETNS: std::sync::Mutex<Vec<(SocketAddr, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// From now on smbclient talks to `addr` from network namespace `netns`.
+pub fn route_via_netns(addr: SocketAddr, netns: &str) {
+    if let Ok(mut v) = NETNS.lock() {
+        v.push((addr, netns.to_string()));
+    }
+}
+
+fn smbclient_for(addr: SocketAddr) -> Command {
+    let ns = NETNS
+        .lock()
+        .ok()
+        .and_then(|v| v.iter().find(|(a, _)| *a == addr).map(|(_, n)| n.clone()));
+    match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns, "smbclient"]);
+            c
+        }
+        None => Command::new("smbclient"),
+    }
+}
+
 /// Runs one smbclient with `script` on stdin; returns (wall seconds, output).
 pub fn run(addr: SocketAddr, script: &str) -> Result<(f64, String), Error> {
     let start = Instant::now();
-    let mut child = Command::new("smbclient")
+    let mut child = smbclient_for(addr)
         .arg(format!("//{}/{SHARE}", addr.ip()))
         .args([
             "-p",

@@ -28,6 +28,8 @@ pub enum Kind {
     Duetd,
     Smbd,
     SmbServer,
+    /// Two duetd mirroring to each other in the namespace lab (`crate::pair`).
+    DuetdPair,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Duetd => "duetd",
             Kind::Smbd => "smbd",
             Kind::SmbServer => "smb-server",
+            Kind::DuetdPair => "duetd-pair",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -43,6 +46,7 @@ impl Kind {
             "duetd" => Some(Kind::Duetd),
             "smbd" | "samba" => Some(Kind::Smbd),
             "smb-server" | "smb_server" => Some(Kind::SmbServer),
+            "duetd-pair" | "pair" => Some(Kind::DuetdPair),
             _ => None,
         }
     }
@@ -63,6 +67,8 @@ pub struct Server {
     pub procs: ProcSet,
     pub version: String,
     child: Option<Child>,
+    /// The pair's lab and daemons (`Kind::DuetdPair`).
+    pub pair: Option<crate::pair::Pair>,
 }
 
 pub fn free_port() -> Result<u16, Error> {
@@ -149,6 +155,21 @@ impl Server {
             Kind::Duetd => Self::start_duetd(dir, share, addr, progs),
             Kind::Smbd => Self::start_smbd(dir, share, addr),
             Kind::SmbServer => Self::start_shim(dir, share, addr, progs),
+            Kind::DuetdPair => {
+                let pair = crate::pair::start(&dir.join("pair"), &share, progs)?;
+                crate::sc::route_via_netns(pair.addr, &pair.netns);
+                Ok(Server {
+                    kind: Kind::DuetdPair,
+                    addr: pair.addr,
+                    procs: ProcSet {
+                        root: pair.first_pid,
+                        marker: Some(pair.marker.clone()),
+                    },
+                    version: pair.version.clone(),
+                    child: None,
+                    pair: Some(pair),
+                })
+            }
         }
     }
 
@@ -200,6 +221,7 @@ impl Server {
             },
             version: duetd_version(&p.duetd),
             child: Some(child),
+            pair: None,
         })
     }
 
@@ -233,6 +255,7 @@ impl Server {
                 shim_crate_version(&p.shim)
             ),
             child: Some(child),
+            pair: None,
         })
     }
 
@@ -367,12 +390,16 @@ impl Server {
             },
             version,
             child: Some(child),
+            pair: None,
         })
     }
 
     /// Stops the server: SIGTERM to the process we started, then SIGKILL to whatever of
     /// its set is left after 10 s.
     pub fn stop(&mut self) {
+        if let Some(mut p) = self.pair.take() {
+            p.stop();
+        }
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -424,7 +451,7 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// duetd has no --version: the workspace version, the git revision and the build profile.
-fn duetd_version(bin: &Path) -> String {
+pub fn duetd_version(bin: &Path) -> String {
     let profile = if bin.components().any(|c| c.as_os_str() == "debug") {
         "debug build"
     } else {

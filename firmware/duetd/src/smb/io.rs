@@ -163,18 +163,19 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
         }
     }
     // Framed in place: HEADER_LEN bytes of headroom, the 16-byte READ response, the data
-    // read straight behind it (no copy of the data after the pread).
+    // read straight behind it (no copy of the data after the pread), in a buffer the
+    // writer gave back after sending an earlier response when there is one. Every byte
+    // that goes out is written below (a reused buffer holds stale bytes): the header by
+    // `append_response`, the body and padding here, the data by the pread (the message is
+    // cut to what it read).
     const H: usize = crate::wire::HEADER_LEN;
-    let mut msg = Vec::with_capacity(H + 16 + len);
-    msg.resize(H, 0);
     let pad = conn.read_body_padding;
-    msg.put_u16(17);
-    msg.put_u8((80 + pad) as u8); // DataOffset: header (64) + 16 (+ test padding)
-    msg.put_u8(0);
-    msg.put_u32(0);
-    msg.put_u32(0);
-    msg.put_u32(0);
+    let mut msg = conn.outbox.buffer(H + 16 + pad + len);
     msg.resize(H + 16 + pad + len, 0);
+    let body = &mut msg[H..H + 16 + pad];
+    body.fill(0);
+    body[0] = 17; // StructureSize (u16 LE)
+    body[2] = (80 + pad) as u8; // DataOffset: header (64) + 16 (+ test padding)
     let n = if len == 0 {
         0
     } else {

@@ -28,6 +28,8 @@ pub struct Target {
     pub user: String,
     pub password: String,
     pub share: String,
+    /// Connect from this network namespace (a server in the namespace lab).
+    pub netns: Option<String>,
 }
 
 /// What the pipeline hands back for one finished operation: its responses in request
@@ -77,7 +79,10 @@ fn now_filetime() -> u64 {
 impl Client {
     /// Connects, negotiates, logs on (signing required) and connects to the share.
     pub fn connect(t: &Target) -> Result<Client, Error> {
-        let stream = TcpStream::connect_timeout(&t.addr, Duration::from_secs(10))?;
+        let stream = match &t.netns {
+            Some(ns) => crate::pair::connect_in(ns, t.addr, Duration::from_secs(10))?,
+            None => TcpStream::connect_timeout(&t.addr, Duration::from_secs(10))?,
+        };
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
         let mut c = Client {
