@@ -143,6 +143,7 @@ def client_main(args):
     client_guid = uuid.uuid4()
     conn = None
     handles = []
+    old_port = None
     for line in sys.stdin:
         cmd = line.split()
         if not cmd:
@@ -180,9 +181,40 @@ def client_main(args):
                 h["file_id"] = o.file_id
                 h["data"] = data
                 handles.append(h)
+            try:
+                old_port = conn.transport._sock.getsockname()[1]
+            except Exception:  # noqa: BLE001 - only for the box-death check
+                old_port = None
             say({"ready": n})
         elif cmd[0] == "killed":
             t_kill = float(cmd[1])
+            watch = {}
+            if len(cmd) > 2 and cmd[2] == "watch" and old_port is not None:
+                # Box death: nothing of the dead box answers, so the old TCP connection
+                # only ends when the partner's tickle ACK draws a reset. Watch it in this
+                # namespace's TCP table (hex local port, state 01 = ESTABLISHED).
+                def watcher(port=old_port, t0=t_kill, out=watch):
+                    needle = f":{port:04X} "
+                    while time.monotonic() - t0 < 10:
+                        alive = False
+                        with open("/proc/net/tcp") as f:
+                            for row in f.readlines()[1:]:
+                                parts = row.split()
+                                if (parts[1] + " ").endswith(needle) and parts[3] == "01":
+                                    alive = True
+                        if not alive:
+                            out["old_connection_reset_s"] = time.monotonic() - t0
+                            return
+                        time.sleep(0.005)
+                import threading  # noqa: PLC0415
+
+                wt = threading.Thread(target=watcher, daemon=True)
+                wt.start()
+            else:
+                wt = None
+            if wt is not None:
+                # The check is on the old connection: leave it alone until it ends.
+                wt.join(timeout=10)
             if conn is not None:
                 try:
                     conn.disconnect(close=False)
@@ -239,7 +271,7 @@ def client_main(args):
                 conn.disconnect()
             except Exception:
                 pass
-            say({"results": results, "attempts": attempts})
+            say({"results": results, "attempts": attempts, **watch})
         elif cmd[0] == "quit":
             return
 
@@ -471,6 +503,30 @@ def scenarios(args, pair, ask, client):
     after = int(pair.status(active).get("frames_refused", "0"))
     check(after >= before + 20, f"forged frames refused and counted ({after - before})")
     check(pair.wait_synchronous() == active, "forged frames changed nothing")
+
+    # Box death: the serving box's NICs go dark before its duetd dies, so nothing of it
+    # answers the client (no FIN, no reset). The partner's tickle ACK must end the client's
+    # old connection at once, and the handles come back on the partner.
+    active = pair.wait_synchronous()
+    passive = "b" if active == "a" else "a"
+    ask(f"open 200 {max(4, args.handles)}")
+    for nic in ("eth0", "eth1"):
+        subprocess.run(["ip", "-n", pair.ns(active), "link", "set", nic, "down"], check=True)
+    t0 = time.monotonic()
+    pair.kill9(active)
+    client.stdin.write(f"killed {t0} watch\n")
+    client.stdin.flush()
+    reply = json.loads(client.stdout.readline() or "{}")
+    res = reply.get("results", [])
+    back = [r for r in res if "reconnect_s" in r and r["equal"]]
+    reset = reply.get("old_connection_reset_s")
+    check(reset is not None and reset < 2.0, f"box death: the partner's tickle ACK reset the client's old connection after {reset} s")
+    check(len(back) == len(res) and res, f"box death: {len(back)}/{len(res)} durable handles back on the partner with their data")
+    for nic in ("eth0", "eth1"):
+        subprocess.run(["ip", "-n", pair.ns(active), "link", "set", nic, "up"], check=True)
+    pair.start(active)
+    active = pair.wait_synchronous(timeout=20)
+    passive = "b" if active == "a" else "a"
 
     # SIGTERM (a clean stop) of the serving node: the VIP leaves with it, the partner serves.
     p = pair.procs.pop(active)
