@@ -218,6 +218,14 @@ pub(crate) fn read_fd(fd: BorrowedFd<'_>) -> SysResult<XattrState> {
     interpret(r, &buf)
 }
 
+/// The xattr of `name` in directory `dfd` without opening it, when the kernel has
+/// getxattrat(2); `None` otherwise.
+pub(crate) fn read_at(dfd: BorrowedFd<'_>, name: &CStr) -> Option<SysResult<XattrState>> {
+    let mut buf = [0u8; READ_BUF];
+    let r = sys::getxattrat(dfd, name, XATTR_NAME, &mut buf)?;
+    Some(interpret(r, &buf))
+}
+
 pub(crate) fn read_path(path: &CStr) -> SysResult<XattrState> {
     let mut buf = [0u8; READ_BUF];
     let r = sys::lgetxattr(path, XATTR_NAME, &mut buf);

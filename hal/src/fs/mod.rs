@@ -1313,6 +1313,19 @@ impl Handle {
         if !st.is_dir() && !st.is_reg() {
             return Err(Skip::Special);
         }
+        if s.xattrs && !attrs::allocation_needs_fd(&st) {
+            // Fastest path: no open, no path through /proc (getxattrat, Linux
+            // 6.13; half the cost of the /proc path below).
+            if let Some(r) = attrs::read_at(dfd, &cname) {
+                let xs = match r {
+                    Ok(xs) => xs,
+                    Err(Errno(libc::ENOENT)) => return Err(Skip::Vanished),
+                    Err(_) => return Err(Skip::Error),
+                };
+                let alloc = attrs::allocation(&st, None).map_err(|_| Skip::Error)?;
+                return Ok(build_meta(&st, &xs, alloc));
+            }
+        }
         if s.xattrs && s.proc_fd && !attrs::allocation_needs_fd(&st) {
             // Fast path: no open. The xattr is read through /proc/self/fd
             // of the directory descriptor we hold, with the last component

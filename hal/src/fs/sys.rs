@@ -468,6 +468,56 @@ pub(crate) fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> SysR
     })
 }
 
+/// getxattrat(2) (Linux 6.13): an xattr of `name` in directory `dfd`, the last component
+/// not followed. `None` when the kernel lacks the call (ENOSYS), remembered, so callers
+/// fall back to a path through /proc once and for all.
+pub(crate) fn getxattrat(
+    dfd: BorrowedFd<'_>,
+    name: &CStr,
+    attr: &CStr,
+    buf: &mut [u8],
+) -> Option<SysResult<usize>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static MISSING: AtomicBool = AtomicBool::new(false);
+    if MISSING.load(Ordering::Relaxed) {
+        return None;
+    }
+    #[repr(C)]
+    struct XattrArgs {
+        value: u64,
+        size: u32,
+        flags: u32,
+    }
+    // The same number on x86_64 and the generic table (aarch64, riscv64).
+    const SYS_GETXATTRAT: libc::c_long = 464;
+    let size = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+    let r = retry_size(|| {
+        let mut args = XattrArgs {
+            value: buf.as_mut_ptr() as u64,
+            size,
+            flags: 0,
+        };
+        // SAFETY: `args` points at `buf`, writable for `size` bytes, and lives across the
+        // call; both strings are NUL-terminated.
+        unsafe {
+            libc::syscall(
+                SYS_GETXATTRAT,
+                dfd.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+                attr.as_ptr(),
+                &mut args as *mut XattrArgs,
+                std::mem::size_of::<XattrArgs>(),
+            ) as libc::ssize_t
+        }
+    });
+    if matches!(r, Err(Errno(libc::ENOSYS))) {
+        MISSING.store(true, Ordering::Relaxed);
+        return None;
+    }
+    Some(r)
+}
+
 /// lgetxattr(2) on a path (used with /proc/self/fd/N/name).
 pub(crate) fn lgetxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
     retry_size(|| {
@@ -771,4 +821,44 @@ pub(crate) fn fiemap_data_bytes(fd: BorrowedFd<'_>) -> SysResult<Option<u64>> {
         start = next;
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn getxattrat_reads_what_the_proc_path_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"x").expect("file");
+        let attr = c"user.duet.test";
+        let cf = CString::new(f.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: NUL-terminated strings and a live value buffer.
+        let set =
+            unsafe { libc::setxattr(cf.as_ptr(), attr.as_ptr(), b"value".as_ptr().cast(), 5, 0) };
+        if set != 0 {
+            return; // no user xattrs on this filesystem
+        }
+        let d = std::fs::File::open(dir.path()).expect("dir");
+        let mut a = [0u8; 64];
+        let Some(r) = getxattrat(d.as_fd(), c"f", attr, &mut a) else {
+            return; // kernel before 6.13: the /proc path is used instead
+        };
+        assert_eq!(&a[..r.expect("getxattrat")], b"value");
+        let p = CString::new(format!("/proc/self/fd/{}/f", d.as_raw_fd())).expect("path");
+        let mut b = [0u8; 64];
+        let n = lgetxattr(&p, attr, &mut b).expect("lgetxattr");
+        assert_eq!(&b[..n], b"value");
+        assert_eq!(
+            getxattrat(d.as_fd(), c"f", c"user.duet.none", &mut a).map(|r| r.err()),
+            Some(Some(Errno(libc::ENODATA)))
+        );
+        assert_eq!(
+            getxattrat(d.as_fd(), c"gone", attr, &mut a).map(|r| r.err()),
+            Some(Some(Errno(libc::ENOENT)))
+        );
+    }
 }
