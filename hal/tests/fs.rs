@@ -1339,3 +1339,35 @@ fn concurrent_use_from_threads() {
     );
     assert_eq!(m.size, 350);
 }
+
+#[test]
+fn a_directory_listed_by_several_threads_gives_every_entry_its_own_metadata() {
+    let (tmp, s) = share(ResolveMode::Auto);
+    std::fs::create_dir(tmp.path().join("big")).expect("mkdir");
+    let n = 5000;
+    for i in 0..n {
+        // Sizes name the file; every seventh is HIDDEN (through the attributes xattr).
+        put(tmp.path(), &format!("big/f{i:05}"), &vec![b'x'; i % 97]);
+    }
+    for i in (0..n).step_by(7) {
+        let (h, _) = open(&s, &format!("big/f{i:05}"), file(Disposition::Open)).expect("open");
+        h.set_dos_attributes(dos::HIDDEN).expect("attrs");
+    }
+    std::fs::remove_file(tmp.path().join("big/f00003")).expect("rm");
+    let (d, _) = open(&s, "big", opts(Disposition::Open, Kind::Directory)).expect("open");
+    let l = d.read_dir().expect("read_dir");
+    assert_eq!(l.entries.len(), n - 1);
+    let mut seen = std::collections::HashSet::new();
+    for e in &l.entries {
+        let i: usize = e.name[1..].parse().expect("name");
+        assert!(seen.insert(i), "{} listed twice", e.name);
+        assert_eq!(e.meta.size, (i % 97) as u64, "{}", e.name);
+        assert_eq!(
+            e.meta.dos_attributes & dos::HIDDEN != 0,
+            i % 7 == 0,
+            "{}",
+            e.name
+        );
+    }
+    assert!(!seen.contains(&3));
+}

@@ -281,6 +281,10 @@ pub struct DirListing {
     pub skipped_errors: usize,
 }
 
+/// Directories with at least this many entries are listed by several threads.
+const LIST_PARALLEL_MIN: usize = 2048;
+const LIST_THREADS_MAX: usize = 4;
+
 /// A share: a directory tree whose root is held open.
 #[derive(Clone)]
 pub struct ShareRoot {
@@ -1252,6 +1256,7 @@ impl Handle {
         // one handle do not share a directory offset.
         let dfd = sys::openat(self.fd.as_fd(), c".", DIR_OPEN_FLAGS | libc::O_CLOEXEC, 0)?;
         let mut out = DirListing::default();
+        let mut names = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = sys::getdents64(dfd.as_fd(), &mut buf)?;
@@ -1264,20 +1269,53 @@ impl Handle {
                 if rec.name == b"." || rec.name == b".." {
                     continue;
                 }
-                let Ok(name) = std::str::from_utf8(rec.name) else {
-                    out.skipped_non_utf8 += 1;
-                    continue;
-                };
-                match self.entry_meta(dfd.as_fd(), name) {
-                    Ok(meta) => out.entries.push(DirEntry {
-                        name: name.to_owned(),
-                        meta,
-                    }),
-                    Err(Skip::Vanished) => out.skipped_vanished += 1,
-                    Err(Skip::Unreachable) => out.skipped_unreachable += 1,
-                    Err(Skip::Special) => out.skipped_special += 1,
-                    Err(Skip::Error) => out.skipped_errors += 1,
+                match std::str::from_utf8(rec.name) {
+                    Ok(name) => names.push(name.to_owned()),
+                    Err(_) => out.skipped_non_utf8 += 1,
                 }
+            }
+        }
+        // The metadata of each entry costs two lookups in the kernel (statx and the
+        // attributes xattr): a large directory is read by several threads, in order.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(LIST_THREADS_MAX);
+        let metas: Vec<Result<Meta, Skip>> = if threads > 1 && names.len() >= LIST_PARALLEL_MIN {
+            let chunk = names.len().div_ceil(threads);
+            let dfd = dfd.as_fd();
+            std::thread::scope(|s| {
+                let parts: Vec<_> = names
+                    .chunks(chunk)
+                    .map(|part| {
+                        let h = s.spawn(move || {
+                            part.iter()
+                                .map(|n| self.entry_meta(dfd, n))
+                                .collect::<Vec<_>>()
+                        });
+                        (part.len(), h)
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|(len, h)| {
+                        h.join()
+                            .unwrap_or_else(|_| (0..len).map(|_| Err(Skip::Error)).collect())
+                    })
+                    .collect()
+            })
+        } else {
+            names
+                .iter()
+                .map(|n| self.entry_meta(dfd.as_fd(), n))
+                .collect()
+        };
+        for (name, meta) in names.into_iter().zip(metas) {
+            match meta {
+                Ok(meta) => out.entries.push(DirEntry { name, meta }),
+                Err(Skip::Vanished) => out.skipped_vanished += 1,
+                Err(Skip::Unreachable) => out.skipped_unreachable += 1,
+                Err(Skip::Special) => out.skipped_special += 1,
+                Err(Skip::Error) => out.skipped_errors += 1,
             }
         }
         Ok(out)
