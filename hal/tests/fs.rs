@@ -1364,7 +1364,7 @@ fn a_directory_listed_by_several_threads_gives_every_entry_its_own_metadata() {
         assert_eq!(e.meta.size, (i % 97) as u64, "{}", e.name);
         assert_eq!(
             e.meta.dos_attributes & dos::HIDDEN != 0,
-            i % 7 == 0,
+            i.is_multiple_of(7),
             "{}",
             e.name
         );
