@@ -57,32 +57,14 @@ fn duetctl(
     args: &[&str],
     input: Option<&str>,
 ) -> Result<String, Error> {
-    let mut cmd = Command::new(&p.duetctl);
-    cmd.arg("--state").arg(state).args(args);
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::other(format!("duetctl: {e}")))?;
-    if let (Some(text), Some(mut si)) = (input, child.stdin.take()) {
-        use std::io::Write;
-        si.write_all(text.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(Error::other(format!(
-            "duetctl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(text)
+    crate::servers::run_checked(
+        Command::new(&p.duetctl)
+            .arg("--state")
+            .arg(state)
+            .args(args),
+        input,
+        &format!("duetctl {}", args.join(" ")),
+    )
 }
 
 fn board(node: &str, me: &str, partner: &str) -> String {

@@ -111,7 +111,7 @@ fn tail(p: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Result<String, Error> {
+pub fn run_checked(cmd: &mut Command, stdin: Option<&str>, what: &str) -> Result<String, Error> {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
