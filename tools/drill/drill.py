@@ -424,12 +424,13 @@ def scenarios(args, pair, ask, client):
     t0 = time.monotonic()
     out = subprocess.run([ctl, "--state", pair.state(active), "cluster", "switchover"], capture_output=True, text=True)
     check(out.returncode == 0, f"switchover accepted ({out.stdout.strip() or out.stderr.strip()})")
-    client.stdin.write(f"killed {t0}\n")
+    # The client reconnects once it sees its old connection end, as real clients do.
+    client.stdin.write(f"killed {t0} watch\n")
     client.stdin.flush()
     reply = json.loads(client.stdout.readline() or "{}")
     res = reply.get("results", [])
     back = [r for r in res if "reconnect_s" in r and r["equal"]]
-    check(len(back) == len(res) and res, f"switchover: {len(back)}/{len(res)} durable handles reconnected on the partner with their data, in {max(r['reconnect_s'] for r in back) if back else float('nan'):.3f} s")
+    check(len(back) == len(res) and res, f"switchover: {len(back)}/{len(res)} durable handles reconnected on the partner with their data, in {max(r['reconnect_s'] for r in back) if back else float('nan'):.3f} s (old connection ended after {reply.get('old_connection_reset_s')} s)")
     active = pair.wait_synchronous()
     check(active == passive, f"node {passive} serves after the switchover")
     passive = "b" if active == "a" else "a"

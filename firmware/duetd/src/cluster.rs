@@ -748,11 +748,15 @@ impl Effects {
                 }
                 Effect::SendGratuitousArp => {
                     let (nic, vip) = (self.data_nic.clone(), self.vip);
-                    // The first rounds at once, more later for switches that missed them.
+                    // The first round now, before the tickle ACKs (a client answers a tickle
+                    // at the VIP's MAC as it knows it), more later for what missed it.
+                    if let Err(e) = duet_hal::net::garp::announce(&nic, vip, 1, Duration::ZERO) {
+                        tracing::warn!(error = %e, "gratuitous ARP");
+                    }
                     let _ = std::thread::Builder::new()
                         .name("duet-garp".into())
                         .spawn(move || {
-                            for gap in [0u64, 50, 200, 750, 2000] {
+                            for gap in [50u64, 200, 750, 2000] {
                                 std::thread::sleep(Duration::from_millis(gap));
                                 if let Err(e) =
                                     duet_hal::net::garp::announce(&nic, vip, 1, Duration::ZERO)
@@ -763,7 +767,20 @@ impl Effects {
                             }
                         });
                 }
-                Effect::SendTickleAcks => self.tickle(),
+                Effect::SendTickleAcks => {
+                    // Once now and twice more: a client whose answer to the first went to
+                    // the old MAC (its ARP entry not yet updated) answers a later one here.
+                    self.tickle();
+                    let me = (self.store.clone(), self.vip);
+                    let _ = std::thread::Builder::new()
+                        .name("duet-tickle".into())
+                        .spawn(move || {
+                            for gap in [100u64, 400] {
+                                std::thread::sleep(Duration::from_millis(gap));
+                                tickle(&me.0, me.1);
+                            }
+                        });
+                }
                 _ => {}
             }
         }
@@ -774,34 +791,8 @@ impl Effects {
         );
     }
 
-    /// Tickle ACKs to every client connection of the mirrored table that used the VIP.
     fn tickle(&self) {
-        let conns = match self.store.list_client_connections() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading client connections");
-                return;
-            }
-        };
-        let list: Vec<duet_hal::net::tickle::TcpConn> = conns
-            .iter()
-            .filter_map(|c| match (c.client, c.server) {
-                (SocketAddr::V4(client), SocketAddr::V4(server)) if *server.ip() == self.vip => {
-                    Some(duet_hal::net::tickle::TcpConn { client, server })
-                }
-                _ => None,
-            })
-            .collect();
-        if list.is_empty() {
-            return;
-        }
-        match duet_hal::net::tickle::Tickler::open() {
-            Ok(t) => {
-                let r = t.send_all(&list);
-                tracing::info!(sent = r.sent, failed = r.failed, "tickle ACKs sent");
-            }
-            Err(e) => tracing::warn!(error = %e, "tickle ACKs"),
-        }
+        tickle(&self.store, self.vip);
     }
 
     /// The release effects, inline.
@@ -833,5 +824,35 @@ impl Effects {
         }
         // Whatever the list said, this node must not keep serving.
         self.service.stop();
+    }
+}
+
+/// Tickle ACKs to every client connection of the mirrored table that used the VIP.
+fn tickle(store: &Store, vip: Ipv4Addr) {
+    let conns = match store.list_client_connections() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading client connections");
+            return;
+        }
+    };
+    let list: Vec<duet_hal::net::tickle::TcpConn> = conns
+        .iter()
+        .filter_map(|c| match (c.client, c.server) {
+            (SocketAddr::V4(client), SocketAddr::V4(server)) if *server.ip() == vip => {
+                Some(duet_hal::net::tickle::TcpConn { client, server })
+            }
+            _ => None,
+        })
+        .collect();
+    if list.is_empty() {
+        return;
+    }
+    match duet_hal::net::tickle::Tickler::open() {
+        Ok(t) => {
+            let r = t.send_all(&list);
+            tracing::info!(sent = r.sent, failed = r.failed, "tickle ACKs sent");
+        }
+        Err(e) => tracing::warn!(error = %e, "tickle ACKs"),
     }
 }

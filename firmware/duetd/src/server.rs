@@ -15,6 +15,10 @@ use crate::service::Service;
 use crate::smb::{Conn, Flow, Outbox, Server};
 use crate::wire::framing;
 
+/// How long a released node keeps its client connections' sockets open (frozen) before it
+/// closes them (see `connection`).
+const RELEASED_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The read buffer capacity a connection keeps when messages are small.
 const SMALL_FRAME_KEEP: usize = 128 * 1024;
 
@@ -296,6 +300,18 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                 }
             }
         }
+    }
+    // The node released the service: this connection takes no more requests, but its
+    // socket stays open a moment. The partner's tickle ACK then ends it for the client as
+    // soon as the VIP answers there (a reconnect goes straight to the partner); closing at
+    // once would send the client's next SYN to this node's MAC before the partner's
+    // gratuitous ARP is in, and cost it a SYN retransmission.
+    if conn
+        .server
+        .released
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        tokio::time::sleep(RELEASED_LINGER).await;
     }
     tokio::task::block_in_place(|| conn.teardown());
     drop(conn);

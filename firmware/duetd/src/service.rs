@@ -52,7 +52,10 @@ impl Service {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        old.map_or(0, |s| s.shut_down_connections())
+        old.map_or(0, |s| {
+            s.released.store(true, std::sync::atomic::Ordering::Relaxed);
+            s.shut_down_connections()
+        })
     }
 
     pub fn is_serving(&self) -> bool {

@@ -98,6 +98,9 @@ pub struct Server {
     /// WRITEs put on stable storage before their response (write-through, or a
     /// continuously available share).
     pub synced_writes: AtomicU64,
+    /// This node released the service (a pair's switchover or step-down): connections are
+    /// told to stop, and their sockets stay open a moment longer (see `server.rs`).
+    pub released: std::sync::atomic::AtomicBool,
 }
 
 impl Server {
@@ -121,6 +124,7 @@ impl Server {
             mailboxes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             synced_writes: AtomicU64::new(0),
+            released: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
