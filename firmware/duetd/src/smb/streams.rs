@@ -431,7 +431,7 @@ mod tests {
     };
     use super::super::testkit::{Client, CreateArgs, Kit};
     use super::super::FileId;
-    use crate::wire::{Command, PutLe, HEADER_LEN};
+    use crate::wire::{Command, PutLe};
 
     fn args(name: &str, desired: u32, share: u32, disposition: u32) -> CreateArgs {
         CreateArgs {
@@ -444,45 +444,6 @@ mod tests {
 
     const ALL: u32 = 0x001F_01FF;
     const RW: u32 = FILE_READ_DATA | FILE_WRITE_DATA;
-
-    fn write(c: &mut Client, fid: FileId, offset: u64, data: &[u8]) -> u32 {
-        let mut b = Vec::new();
-        b.put_u16(49);
-        b.put_u16((HEADER_LEN + 48) as u16);
-        b.put_u32(data.len() as u32);
-        b.put_u64(offset);
-        fid.put(&mut b);
-        b.put_u32(0);
-        b.put_u32(0);
-        b.put_u16(0);
-        b.put_u16(0);
-        b.put_u32(0);
-        b.extend_from_slice(data);
-        c.request(Command::Write, &b).0
-    }
-
-    fn read(c: &mut Client, fid: FileId, offset: u64, len: u32) -> (u32, Vec<u8>) {
-        let mut b = Vec::new();
-        b.put_u16(49);
-        b.put_u8(0);
-        b.put_u8(0);
-        b.put_u32(len);
-        b.put_u64(offset);
-        fid.put(&mut b);
-        b.put_u32(0);
-        b.put_u32(0);
-        b.put_u32(0);
-        b.put_u16(0);
-        b.put_u16(0);
-        b.push(0);
-        let (st, body) = c.request(Command::Read, &b);
-        if st != 0 {
-            return (st, Vec::new());
-        }
-        let off = body[2] as usize - HEADER_LEN;
-        let n = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
-        (st, body[off..off + n].to_vec())
-    }
 
     fn query(c: &mut Client, fid: FileId, info_type: u8, class: u8) -> (u32, Vec<u8>) {
         let mut b = Vec::new();
@@ -554,16 +515,13 @@ mod tests {
                 .unwrap_err(),
             status::SHARING_VIOLATION
         );
-        assert_eq!(write(&mut c, s.fid, 0, b"test data"), 0);
+        assert_eq!(c.write(s.fid, 0, b"test data"), 0);
         close(&mut c, s);
         let s = c
             .create(&args("F.TXT:STREAM ONE:$data", RW, 7, FILE_OPEN))
             .unwrap();
-        assert_eq!(write(&mut c, s.fid, 5, b"MORE DATA "), 0);
-        assert_eq!(
-            read(&mut c, s.fid, 0, 100),
-            (0, b"test MORE DATA ".to_vec())
-        );
+        assert_eq!(c.write(s.fid, 5, b"MORE DATA "), 0);
+        assert_eq!(c.read(s.fid, 0, 100), (0, b"test MORE DATA ".to_vec()));
         // Size in the info classes is the stream's.
         let (_, std) = query(&mut c, s.fid, 1, FILE_STANDARD_INFORMATION);
         assert_eq!(u64::from_le_bytes(std[8..16].try_into().unwrap()), 15);
@@ -637,7 +595,7 @@ mod tests {
         }
         // Overwriting a stream empties it and keeps the others.
         let s = c.create(&args("f:a", RW, 7, FILE_OPEN_IF)).unwrap();
-        assert_eq!(write(&mut c, s.fid, 0, b"abc"), 0);
+        assert_eq!(c.write(s.fid, 0, b"abc"), 0);
         close(&mut c, s);
         c.touch(&args("f:b", RW, 7, FILE_OPEN_IF)).unwrap();
         let s = c.create(&args("f:a", RW, 7, FILE_OVERWRITE_IF)).unwrap();
@@ -683,7 +641,7 @@ mod tests {
             .unwrap();
         // Streams on directories are allowed.
         let s = c.create(&args("d:meta", RW, 7, FILE_CREATE)).unwrap();
-        assert_eq!(write(&mut c, s.fid, 0, b"xy"), 0);
+        assert_eq!(c.write(s.fid, 0, b"xy"), 0);
         close(&mut c, s);
         assert_eq!(
             stream_list(&mut c, d.fid),
@@ -700,7 +658,7 @@ mod tests {
         }
         let mut c = kit.client();
         let s = c.create(&args("f:s", ALL, 0, FILE_CREATE)).unwrap();
-        assert_eq!(write(&mut c, s.fid, 0, b"test data"), 0);
+        assert_eq!(c.write(s.fid, 0, b"test data"), 0);
         assert_eq!(
             c.create(&args("f", DELETE, 7, FILE_OPEN)).unwrap_err(),
             status::SHARING_VIOLATION
@@ -725,7 +683,7 @@ mod tests {
         })
         .unwrap();
         assert!(kit.path("f").exists());
-        assert_eq!(read(&mut c, s.fid, 0, 9), (0, b"test data".to_vec()));
+        assert_eq!(c.read(s.fid, 0, 9), (0, b"test data".to_vec()));
         for name in ["f", "f:s"] {
             assert_eq!(
                 c.create(&args(name, RW, 7, FILE_OPEN_IF)).unwrap_err(),
@@ -767,7 +725,7 @@ mod tests {
         let mut c = kit.client();
         c.touch(&args("f:Stream One", ALL, 7, FILE_CREATE)).unwrap();
         let s = c.create(&args("f:two", ALL, 7, FILE_CREATE)).unwrap();
-        assert_eq!(write(&mut c, s.fid, 0, b"2"), 0);
+        assert_eq!(c.write(s.fid, 0, b"2"), 0);
         // Onto an existing stream: only with replace.
         assert_eq!(
             c.rename(s.fid, ":stream one", false),
