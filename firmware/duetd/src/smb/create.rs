@@ -581,11 +581,27 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
         contexts_out.push(ctx);
     }
 
-    let fb = super::info::basics(&meta);
+    Ok(Reply::ok(response_body(
+        &super::info::basics(&meta),
+        action,
+        oplock.level,
+        file_id,
+        &contexts_out,
+    )))
+}
+
+/// A CREATE response body (MS-SMB2 2.2.14).
+pub(super) fn response_body(
+    fb: &duet_fscc::FileBasics,
+    action: u32,
+    level: u8,
+    file_id: FileId,
+    contexts: &[(&[u8; 4], Vec<u8>)],
+) -> Vec<u8> {
     let mut body = Vec::with_capacity(160);
     body.put_u16(89);
-    body.put_u8(oplock.level); // OplockLevel
-    body.put_u8(0); // Flags
+    body.put_u8(level);
+    body.put_u8(0);
     body.put_u32(action);
     body.put_u64(fb.creation_time);
     body.put_u64(fb.last_access_time);
@@ -598,13 +614,13 @@ pub fn handle_create(conn: &mut Conn, req: &Req) -> HResult {
     file_id.put(&mut body);
     body.put_u32(0);
     body.put_u32(0);
-    let (off, len) = put_contexts(&mut body, &contexts_out);
+    let (off, len) = put_contexts(&mut body, contexts);
     body.set_u32(80, off);
     body.set_u32(84, len);
     if len == 0 {
         body.push(0);
     }
-    Ok(Reply::ok(body))
+    body
 }
 
 /// The FileAttributes of a CREATE that a new (or overwritten) file keeps (MS-FSA
@@ -709,23 +725,21 @@ fn open_pipe(conn: &mut Conn, req: &Req, c: &CreateReq) -> HResult {
         },
     );
     let now = crate::util::now_filetime();
-    let mut body = Vec::with_capacity(96);
-    body.put_u16(89);
-    body.put_u8(0);
-    body.put_u8(0);
-    body.put_u32(FILE_OPENED);
-    for _ in 0..4 {
-        body.put_u64(now);
-    }
-    body.put_u64(4096);
-    body.put_u64(0);
-    body.put_u32(FILE_ATTRIBUTE_NORMAL);
-    body.put_u32(0);
-    file_id.put(&mut body);
-    body.put_u32(0);
-    body.put_u32(0);
-    body.push(0);
-    Ok(Reply::ok(body))
+    let fb = duet_fscc::FileBasics {
+        creation_time: now,
+        last_access_time: now,
+        last_write_time: now,
+        change_time: now,
+        end_of_file: 0,
+        allocation_size: 4096,
+        attributes: FILE_ATTRIBUTE_NORMAL,
+        file_id: 0,
+        number_of_links: 1,
+        is_directory: false,
+        delete_pending: false,
+        ea_size: 0,
+    };
+    Ok(Reply::ok(response_body(&fb, FILE_OPENED, 0, file_id, &[])))
 }
 
 /// Finds the open a request names (a related compound member's FileId comes from the

@@ -1317,8 +1317,8 @@ fn reconnect(
     if let Some(c) = granted.context {
         ctxs.push((b"RqLs", c));
     }
-    Ok(Reply::ok(create_response(
-        &meta,
+    Ok(Reply::ok(create::response_body(
+        &super::info::basics(&meta),
         FILE_OPENED,
         granted.level,
         file_id,
@@ -1413,47 +1413,13 @@ fn replay_response(
     if let Some(c) = granted.context.clone() {
         ctxs.push((b"RqLs", c));
     }
-    Ok(Reply::ok(create_response(
-        &meta,
+    Ok(Reply::ok(create::response_body(
+        &super::info::basics(&meta),
         create_action,
         granted.level,
         file_id,
         &ctxs,
     )))
-}
-
-/// A CREATE response body (MS-SMB2 2.2.14).
-fn create_response(
-    meta: &duet_hal::fs::Meta,
-    action: u32,
-    level: u8,
-    file_id: FileId,
-    contexts: &[(&[u8; 4], Vec<u8>)],
-) -> Vec<u8> {
-    let fb = super::info::basics(meta);
-    let mut body = Vec::with_capacity(160);
-    body.put_u16(89);
-    body.put_u8(level);
-    body.put_u8(0);
-    body.put_u32(action);
-    body.put_u64(fb.creation_time);
-    body.put_u64(fb.last_access_time);
-    body.put_u64(fb.last_write_time);
-    body.put_u64(fb.change_time);
-    body.put_u64(fb.allocation_size);
-    body.put_u64(fb.end_of_file);
-    body.put_u32(fb.attributes);
-    body.put_u32(0);
-    file_id.put(&mut body);
-    body.put_u32(0);
-    body.put_u32(0);
-    let (off, len) = create::put_contexts(&mut body, contexts);
-    body.set_u32(80, off);
-    body.set_u32(84, len);
-    if len == 0 {
-        body.push(0);
-    }
-    body
 }
 
 // ------------------------------------------------------------------ close, disconnect
