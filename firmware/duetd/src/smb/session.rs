@@ -130,28 +130,7 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
     }
 
     let mut user_locked = false;
-    let step = {
-        let server = conn.server.clone();
-        let mut lookup = |user: &str, _domain: &str| -> Option<[u8; 16]> {
-            if server
-                .throttle
-                .lock()
-                .map(|mut t| t.user_locked(user, now, &server.cfg))
-                .unwrap_or(false)
-            {
-                user_locked = true;
-                return None;
-            }
-            match server.store.user_nt_hash(user) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(error = %e, "state store lookup failed");
-                    None
-                }
-            }
-        };
-        acc.step(token, &mut lookup)
-    };
+    let step = auth_step(conn, &mut acc, token, now, &mut user_locked);
     let peer = conn.peer;
     match step {
         Ok(Step::Continue(out)) => {
