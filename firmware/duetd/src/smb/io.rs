@@ -149,18 +149,7 @@ pub fn handle_read(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::ACCESS_DENIED));
     }
     if let Some(key) = open.key {
-        let who = OpenRef {
-            conn: conn.id,
-            volatile: vol,
-        };
-        let files = conn
-            .server
-            .files
-            .lock()
-            .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
-        if files.io_conflicts(&key, who, offset, len as u64, false) {
-            return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
-        }
+        check_range_locks(conn, vol, key, offset, len as u64, false)?;
     }
     // Framed in place: HEADER_LEN bytes of headroom, the 16-byte READ response, the data
     // read straight behind it (no copy of the data after the pread), in a buffer the
@@ -256,18 +245,7 @@ pub fn handle_write(conn: &mut Conn, req: &Req) -> HResult {
         return Err(Fail::Status(status::INVALID_PARAMETER));
     }
     if let Some(key) = open.key {
-        let who = OpenRef {
-            conn: conn.id,
-            volatile: vol,
-        };
-        let files = conn
-            .server
-            .files
-            .lock()
-            .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
-        if files.io_conflicts(&key, who, offset, len as u64, true) {
-            return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
-        }
+        check_range_locks(conn, vol, key, offset, len as u64, true)?;
     }
     let stable_share = conn
         .sessions
@@ -306,6 +284,30 @@ pub fn handle_write(conn: &mut Conn, req: &Req) -> HResult {
         notify::report_modified(conn, &root, &path);
     }
     Ok(Reply::ok(write_body(len)))
+}
+
+/// STATUS_FILE_LOCK_CONFLICT when another open's byte-range lock covers the range.
+fn check_range_locks(
+    conn: &Conn,
+    vol: u64,
+    key: super::files::FileKey,
+    offset: u64,
+    len: u64,
+    write: bool,
+) -> Result<(), Fail> {
+    let who = OpenRef {
+        conn: conn.id,
+        volatile: vol,
+    };
+    let files = conn
+        .server
+        .files
+        .lock()
+        .map_err(|_| Fail::Status(status::INTERNAL_ERROR))?;
+    if files.io_conflicts(&key, who, offset, len, write) {
+        return Err(Fail::Status(status::FILE_LOCK_CONFLICT));
+    }
+    Ok(())
 }
 
 fn write_body(count: usize) -> Vec<u8> {

@@ -68,16 +68,7 @@ pub fn handle_setup(conn: &mut Conn, req: &Req) -> HResult {
         return bind(conn, req, token);
     }
     let now = crate::util::now_secs();
-    if conn
-        .server
-        .throttle
-        .lock()
-        .map(|mut t| t.address_locked(conn.peer.ip(), now, &conn.server.cfg))
-        .unwrap_or(false)
-    {
-        tracing::warn!(peer = %conn.peer, "logon refused: too many failed logons from this address");
-        return Err(Fail::Status(status::ACCOUNT_LOCKED_OUT));
-    }
+    refuse_throttled_address(conn, now, "logon")?;
 
     // Which exchange this request continues: a new session, the first authentication of
     // one in progress, or a re-authentication of a valid one.
@@ -364,16 +355,7 @@ fn bind(conn: &mut Conn, req: &Req, token: &[u8]) -> HResult {
         return Err(Fail::Status(refusal));
     }
     let now = crate::util::now_secs();
-    if conn
-        .server
-        .throttle
-        .lock()
-        .map(|mut t| t.address_locked(conn.peer.ip(), now, &conn.server.cfg))
-        .unwrap_or(false)
-    {
-        tracing::warn!(peer = %conn.peer, "binding refused: too many failed logons from this address");
-        return Err(Fail::Status(status::ACCOUNT_LOCKED_OUT));
-    }
+    refuse_throttled_address(conn, now, "binding")?;
     if !conn.bound.contains_key(&sid) {
         // Bindings of sessions that ended make room.
         if let Ok(reg) = conn.server.sessions.lock() {
@@ -480,6 +462,21 @@ fn bind(conn: &mut Conn, req: &Req, token: &[u8]) -> HResult {
             }))
         }
     }
+}
+
+/// STATUS_ACCOUNT_LOCKED_OUT while the client's address has too many failed logons.
+fn refuse_throttled_address(conn: &Conn, now: u64, what: &str) -> Result<(), Fail> {
+    let locked = conn
+        .server
+        .throttle
+        .lock()
+        .map(|mut t| t.address_locked(conn.peer.ip(), now, &conn.server.cfg))
+        .unwrap_or(false);
+    if locked {
+        tracing::warn!(peer = %conn.peer, "{what} refused: too many failed logons from this address");
+        return Err(Fail::Status(status::ACCOUNT_LOCKED_OUT));
+    }
+    Ok(())
 }
 
 /// One step of an NTLM exchange, users looked up in the state store; a user throttled
