@@ -124,10 +124,7 @@ impl Shared {
     /// Blocks until change `seq` is acknowledged by the partner (at once when no partner
     /// acknowledgement is required), or fails once it never will be.
     pub(crate) fn wait_partner_ack(&self, seq: u64) -> Result<(), StoreError> {
-        let mut st = self
-            .acks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = crate::writer::lock(&self.acks);
         loop {
             if !st.required || seq <= st.acked {
                 return Ok(());
@@ -1131,11 +1128,7 @@ impl Store {
     /// Everything up to `acked` counts as acknowledged; an earlier
     /// [`Store::abandon_unacked`] is cleared. `required = false` lets every wait through.
     pub fn require_partner_acks(&self, required: bool, acked: u64) {
-        let mut st = self
-            .shared
-            .acks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = crate::writer::lock(&self.shared.acks);
         st.required = required;
         st.acked = acked;
         st.abandoned = None;
@@ -1145,11 +1138,7 @@ impl Store {
 
     /// The partner holds every change up to `seq`: their waiters go on.
     pub fn partner_acked(&self, seq: u64) {
-        let mut st = self
-            .shared
-            .acks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = crate::writer::lock(&self.shared.acks);
         if seq > st.acked {
             st.acked = seq;
             drop(st);
@@ -1160,11 +1149,7 @@ impl Store {
     /// This node stopped serving: changes not yet acknowledged never will be here. Their
     /// waiters (and later ones) fail with [`StoreError::Fenced`] and `reason`.
     pub fn abandon_unacked(&self, reason: String) {
-        let mut st = self
-            .shared
-            .acks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = crate::writer::lock(&self.shared.acks);
         st.abandoned = Some(reason);
         drop(st);
         self.shared.acked.notify_all();
@@ -1172,11 +1157,7 @@ impl Store {
 
     /// The last change the partner acknowledged, and whether acknowledgements are required.
     pub fn partner_ack_state(&self) -> (bool, u64) {
-        let st = self
-            .shared
-            .acks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = crate::writer::lock(&self.shared.acks);
         (st.required, st.acked)
     }
 
