@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use duet_cluster::{Config, DurableState, Effect, Event, Millis, Node, Path, Role, Transmit};
+use duet_cluster::{Config, DurableState, Effect, Event, Millis, Node, Path, Transmit};
 use duet_hal::net::link::{HeartbeatLink, LinkConfig};
 use duet_hal::net::probe::IcmpProbe;
 use duet_hal::storage_role::StorageRole;
@@ -262,7 +262,6 @@ pub fn start(
         dir: settings.state_dir.clone(),
         next_prune: 30_000,
         next_report: 0,
-        last_role: Role::Starting,
     };
     std::thread::Builder::new()
         .name("duet-cluster".into())
@@ -298,7 +297,6 @@ struct Shell {
     dir: PathBuf,
     next_prune: Millis,
     next_report: Millis,
-    last_role: Role,
 }
 
 /// Feed entries read per store transaction.
@@ -487,10 +485,6 @@ impl Shell {
             if !progressed {
                 break;
             }
-        }
-        let role = self.node.role();
-        if role != self.last_role {
-            self.last_role = role;
         }
     }
 
