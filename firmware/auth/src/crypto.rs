@@ -7,12 +7,11 @@
 //! layer does), set SMB2_FLAGS_SIGNED, copy a message to sign or verify it, or compare
 //! signatures in variable time.
 
+use crate::ghash::Ghash;
 use aes::cipher::BlockCipherEncrypt;
 use aes::Aes128;
 use cmac::Cmac;
 use ctutils::CtEq;
-use ghash::universal_hash::UniversalHash;
-use ghash::GHash;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -169,7 +168,7 @@ impl SigningAlgorithm {
 enum SignerKind {
     HmacSha256(Hmac<Sha256>),
     AesCmac(Cmac<Aes128>),
-    AesGmac { ghash: GHash, aes: Aes128 },
+    AesGmac { ghash: Ghash, aes: Aes128 },
 }
 
 /// Signs and verifies SMB2 messages with one session's (or channel's) signing key
@@ -192,10 +191,10 @@ impl Signer {
             }
             SigningAlgorithm::AesGmac => {
                 let aes = <Aes128 as KeyInit>::new(&key.into());
-                let mut h = ghash::Key::default();
+                let mut h = aes::Block::default();
                 aes.encrypt_block(&mut h);
                 SignerKind::AesGmac {
-                    ghash: GHash::new(&h),
+                    ghash: Ghash::new(&h.into()),
                     aes,
                 }
             }
@@ -230,14 +229,7 @@ impl Signer {
                 // GMAC = GCM with the whole message as AAD and no plaintext. The zeroed
                 // signature sits on a 16-byte boundary (48..64), so the message can be
                 // fed to GHASH in three block-aligned pieces without a copy.
-                let mut g = ghash.clone();
-                g.update_padded(head);
-                g.update_padded(&ZERO);
-                g.update_padded(tail);
-                let mut lengths = ghash::Block::default();
-                lengths[..8].copy_from_slice(&((msg.len() as u64) * 8).to_be_bytes());
-                g.update(&[lengths]);
-                let tag = g.finalize();
+                let tag = ghash.gmac(&[head, &ZERO, tail], msg.len() as u64);
                 let mut j0 = aes::Block::default();
                 j0[..12].copy_from_slice(&gmac_nonce(msg));
                 j0[15] = 1;

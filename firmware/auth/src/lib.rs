@@ -12,6 +12,7 @@ mod acceptor;
 mod crypto;
 mod der;
 mod error;
+mod ghash;
 pub mod ntlm;
 mod rc4;
 pub mod spnego;
