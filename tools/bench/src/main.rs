@@ -8,6 +8,7 @@
 
 mod client;
 mod error;
+mod floor;
 mod pair;
 mod pc;
 mod procstat;
@@ -798,6 +799,24 @@ fn run(o: &Options) -> Result<bool, Error> {
         .collect();
 
     let nserv = started_servers.len();
+    let floor = if workloads.iter().any(|w| w.group() == "seq") {
+        eprintln!("duet-bench: measuring the kernel floor (no SMB) ...");
+        match floor::measure(
+            &ctx.src_seq,
+            &workdir,
+            sizes.seq_bytes,
+            o.runs.min(3),
+            || warm_page_cache(&workdir, sizes.seq_bytes),
+        ) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                notes.push(format!("kernel floor not measured: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let measure_mem = in_group("memory");
     let mut memory = Vec::new();
     if measure_mem {
@@ -998,6 +1017,7 @@ fn run(o: &Options) -> Result<bool, Error> {
         settings,
         workloads: results,
         memory,
+        floor,
         notes,
     };
     let failed = report

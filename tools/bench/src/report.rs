@@ -52,6 +52,9 @@ pub struct Report {
     pub settings: Vec<(String, String)>,
     pub workloads: Vec<WorkloadResult>,
     pub memory: Vec<MemRow>,
+    /// The kernel's share of a file moved over loopback (see floor.rs), when the
+    /// sequential workloads ran.
+    pub floor: Option<crate::floor::Floor>,
     pub notes: Vec<String>,
 }
 
@@ -240,6 +243,13 @@ impl Report {
             );
         }
         o.push_str("  ],\n");
+        if let Some(f) = &self.floor {
+            let _ = writeln!(
+                o,
+                "  \"kernel_floor_cpu_s_per_gib\": {{\"pread_write\":{:.3},\"sendfile\":{:.3},\"recv_pwrite\":{:.3}}},",
+                f.read, f.sendfile, f.write
+            );
+        }
         let notes: Vec<String> = self.notes.iter().map(|n| json_str(n)).collect();
         let _ = writeln!(o, "  \"notes\": [{}]", notes.join(","));
         o.push_str("}\n");
@@ -395,6 +405,25 @@ impl Report {
             }
         }
 
+        if let Some(f) = &self.floor {
+            o.push_str("\n## Kernel floor (no SMB: what any server copying through user space pays here)\n\n| path | CPU s/GiB |\n|---|---|\n");
+            let _ = writeln!(
+                o,
+                "| read: pread 1 MiB + write to loopback TCP | {:.3} |",
+                f.read
+            );
+            let _ = writeln!(
+                o,
+                "| read: sendfile 1 MiB to loopback TCP | {:.3} |",
+                f.sendfile
+            );
+            let _ = writeln!(
+                o,
+                "| write: recv 1 MiB from loopback TCP + pwrite to a new file | {:.3} |",
+                f.write
+            );
+        }
+
         if !self.memory.is_empty() {
             o.push_str("\n## Server memory (MiB: RSS summed over the server's processes; PSS in brackets)\n\n| state |");
             for n in &names {
@@ -519,9 +548,18 @@ mod tests {
                     },
                 ],
             }],
+            floor: Some(crate::floor::Floor {
+                read: 0.336,
+                write: 0.5,
+                sendfile: 0.47,
+            }),
             ..Default::default()
         };
         let j = r.to_json();
+        assert!(
+            j.contains("\"kernel_floor_cpu_s_per_gib\": {\"pread_write\":0.336,\"sendfile\":0.470,\"recv_pwrite\":0.500},"),
+            "{j}"
+        );
         assert!(j.contains("\"ratio_to_reference\":2"), "{j}");
         assert!(j.contains("\"cpu_ratio_to_reference\":0.5"), "{j}");
         assert!(j.contains("y \\\"4.17\\\""));
@@ -534,5 +572,9 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("seq-read-1m on smbd: boom"));
+        assert!(
+            m.contains("| read: pread 1 MiB + write to loopback TCP | 0.336 |"),
+            "{m}"
+        );
     }
 }
