@@ -89,6 +89,11 @@ fn quick_run_against_duetd_writes_results() {
         "a measurement failed:\n{json}"
     );
     assert!(md.contains("| workload | client | unit | duetd |"), "{md}");
+    assert!(
+        json.contains("\"kernel_floor_cpu_s_per_gib\": {\"pread_write\":"),
+        "kernel floor missing:\n{json}"
+    );
+    assert!(md.contains("## Kernel floor"), "{md}");
     // The scratch directory is removed after the run.
     assert!(!work.path().join("run").exists());
 }
