@@ -22,6 +22,44 @@ const RELEASED_LINGER: std::time::Duration = std::time::Duration::from_millis(50
 /// The read buffer capacity a connection keeps when messages are small.
 const SMALL_FRAME_KEEP: usize = 128 * 1024;
 
+/// A request that takes longer than this waited for something (the disk, a lock): work on
+/// page-cached data never does, even an 8 MiB READ.
+const SLOW_FRAME: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long a connection's batches go through `block_in_place` after a slow request.
+const BLOCKING_SPELL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Where a connection's batches of requests run. On the tokio worker thread itself while
+/// they are quick: handing the worker's core to another thread (`block_in_place`) costs a
+/// thread wake and two context switches per batch, measured at a third of duetd's CPU on a
+/// 64 KiB write stream and half of it on open+stat+close. A request that waits for the disk
+/// would hold up every task queued on that worker while it runs there, so once one of the
+/// connection's requests took longer than SLOW_FRAME, its batches run through
+/// `block_in_place` for BLOCKING_SPELL (and again after each slow one).
+#[derive(Default)]
+struct Pace {
+    blocking_until: Option<std::time::Instant>,
+}
+
+impl Pace {
+    /// Runs `batch`, which returns its result and its slowest request's time.
+    fn run<R>(&mut self, batch: impl FnOnce() -> (R, std::time::Duration)) -> R {
+        let inline = self
+            .blocking_until
+            .is_none_or(|t| std::time::Instant::now() >= t);
+        let (r, slowest) = if inline {
+            batch()
+        } else {
+            tokio::task::block_in_place(batch)
+        };
+        if slowest > SLOW_FRAME {
+            self.blocking_until = Some(std::time::Instant::now() + BLOCKING_SPELL);
+        } else if inline {
+            self.blocking_until = None;
+        }
+        r
+    }
+}
+
 /// Accepts connections on `listener` until the process ends, handing each to the server
 /// the node runs at that moment; while it runs none (a passive node), connections are
 /// closed at once.
@@ -169,9 +207,8 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     tracing::debug!(%peer, "connection open");
     let mut conn = Conn::new(server, peer, local, outbox);
     // Frames are read into `buf` as they come, as many as the socket holds at once, and
-    // every complete one is handled in a single block_in_place: handing the worker's core
-    // to another thread costs a futex wake and a context switch, a tenth of duetd's CPU on
-    // a 64 KiB write stream when paid per frame. A frame larger than LARGE is read exactly
+    // every complete one is handled in one go (see Pace for where that runs): paid per
+    // frame, a thread hand-off cost a tenth of duetd's CPU on a 64 KiB write stream. A frame larger than LARGE is read exactly
     // to its end, so what a batch leaves behind is at most a partial frame smaller than
     // that, moved to the front of the buffer. Reads take up to SMALL_READ bytes while
     // frames are small, GREEDY once they are not (a 64 KiB write stream: ~15 per batch).
@@ -181,6 +218,7 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let mut buf: Vec<u8> = Vec::new();
     let mut last_frame = 0usize;
     let mailbox = conn.mailbox();
+    let mut pace = Pace::default();
     'conn: loop {
         // The complete frames at the front of `buf`.
         let mut end = 0;
@@ -205,17 +243,23 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         }
         if end > 0 {
             let frames = &buf[..end];
-            let flow = tokio::task::block_in_place(|| {
+            let flow = pace.run(|| {
                 let mut off = 0;
+                let mut slowest = std::time::Duration::ZERO;
+                let mut t = std::time::Instant::now();
                 while off < frames.len() {
                     let hdr: [u8; 4] = frames[off..off + 4].try_into().unwrap_or_default();
                     let len = framing::decode_len(hdr).unwrap_or_default();
-                    if conn.handle_frame(&frames[off + 4..off + 4 + len]) == Flow::Close {
-                        return Flow::Close;
+                    let flow = conn.handle_frame(&frames[off + 4..off + 4 + len]);
+                    let now = std::time::Instant::now();
+                    slowest = slowest.max(now - t);
+                    t = now;
+                    if flow == Flow::Close {
+                        return (Flow::Close, slowest);
                     }
                     off += 4 + len;
                 }
-                Flow::Continue
+                (Flow::Continue, slowest)
             });
             if flow == Flow::Close {
                 break;
@@ -323,4 +367,85 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         tracing::debug!(%peer, "writer still busy at close");
     }
     tracing::debug!(%peer, "connection closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Runs `f` as a task on a runtime with one worker thread (block_on itself would run
+    /// it on the calling thread, beside the worker).
+    fn on_the_one_worker<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { tokio::spawn(f).await.unwrap() });
+    }
+
+    /// Spawns a task that sets a flag, then waits up to `limit` on this thread for it:
+    /// true if the task ran meanwhile, which it can only when this thread has given up the
+    /// runtime's one worker.
+    fn other_task_runs_meanwhile(limit: Duration) -> bool {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        tokio::spawn(async move { f.store(true, Ordering::SeqCst) });
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if flag.load(Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn quick_batches_run_inline_and_a_slow_one_moves_the_next_off_the_worker() {
+        on_the_one_worker(async {
+            let mut pace = Pace::default();
+            // Inline: the worker is busy with this batch, the spawned task waits.
+            let ran = pace.run(|| {
+                (
+                    other_task_runs_meanwhile(Duration::from_millis(100)),
+                    SLOW_FRAME / 2,
+                )
+            });
+            assert!(!ran, "a quick connection's batch runs on the worker itself");
+            assert!(pace.blocking_until.is_none());
+            // Let the task spawned above finish before the next check.
+            tokio::task::yield_now().await;
+            // A batch whose slowest request took longer than SLOW_FRAME...
+            pace.run(|| ((), SLOW_FRAME * 2));
+            assert!(pace.blocking_until.is_some());
+            // ...sends the next ones through block_in_place: other tasks go on meanwhile.
+            let ran = pace.run(|| {
+                (
+                    other_task_runs_meanwhile(Duration::from_secs(5)),
+                    Duration::ZERO,
+                )
+            });
+            assert!(
+                ran,
+                "after a slow request the batch must not hold the worker"
+            );
+            // The spell ends; the next quick batch is inline again.
+            pace.blocking_until = Some(Instant::now());
+            pace.run(|| ((), Duration::ZERO));
+            assert!(pace.blocking_until.is_none());
+        });
+    }
+
+    #[test]
+    fn may_wait_lets_the_awaited_task_run_on_the_same_worker() {
+        on_the_one_worker(async {
+            let ran = crate::util::may_wait(|| other_task_runs_meanwhile(Duration::from_secs(5)));
+            assert!(ran);
+        });
+        // Outside a runtime it just runs the closure.
+        assert_eq!(crate::util::may_wait(|| 7), 7);
+    }
 }

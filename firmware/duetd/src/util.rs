@@ -50,3 +50,16 @@ pub fn monotonic_ms() -> u64 {
         .elapsed()
         .as_millis() as u64
 }
+
+/// Runs `f`, which may wait a while for another connection (not for a result this thread
+/// has to produce), without holding up the tokio worker it is called on: request handlers
+/// run on worker threads (see server.rs, Pace), and the connection waited for may be a task
+/// queued on the same worker. Outside a multi-thread runtime (tests) it just runs `f`.
+pub fn may_wait<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

@@ -1223,12 +1223,14 @@ fn reconnect(
                 if left.is_zero() {
                     return Err(not_found);
                 }
-                t = server
-                    .durable
-                    .changed
-                    .wait_timeout(t, left)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
+                t = crate::util::may_wait(|| {
+                    server
+                        .durable
+                        .changed
+                        .wait_timeout(t, left)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                });
             }
         }
     }
