@@ -5,6 +5,7 @@
 //! transport header.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +28,9 @@ const SMALL_FRAME_KEEP: usize = 128 * 1024;
 const SLOW_FRAME: std::time::Duration = std::time::Duration::from_millis(5);
 /// How long a connection's batches go through `block_in_place` after a slow request.
 const BLOCKING_SPELL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A batch whose responses came to more than this is a bulk read: the next one runs
+/// through `block_in_place`, so the writer sends on the other worker meanwhile.
+const BULK_OUTPUT: u64 = 4 << 20;
 
 /// Where a connection's batches of requests run. On the tokio worker thread itself while
 /// they are quick: handing the worker's core to another thread (`block_in_place`) costs a
@@ -34,23 +38,36 @@ const BLOCKING_SPELL: std::time::Duration = std::time::Duration::from_secs(1);
 /// 64 KiB write stream and half of it on open+stat+close. A request that waits for the disk
 /// would hold up every task queued on that worker while it runs there, so once one of the
 /// connection's requests took longer than SLOW_FRAME, its batches run through
-/// `block_in_place` for BLOCKING_SPELL (and again after each slow one).
+/// `block_in_place` for BLOCKING_SPELL (and again after each slow one). Bulk reads go
+/// through it too (a batch that answered with more than BULK_OUTPUT): inline, the writer
+/// woken by the responses waits on the same worker until the whole batch is read and
+/// signed, where through `block_in_place` it sends them on the other worker meanwhile
+/// (1 MiB READs, QD 16: ~10% faster that way; 64 KiB ones ~20% slower, so they stay inline).
 #[derive(Default)]
 struct Pace {
     blocking_until: Option<std::time::Instant>,
+    bulk: bool,
 }
 
 impl Pace {
-    /// Runs `batch`, which returns its result and its slowest request's time.
-    fn run<R>(&mut self, batch: impl FnOnce() -> (R, std::time::Duration)) -> R {
-        let inline = self
-            .blocking_until
-            .is_none_or(|t| std::time::Instant::now() >= t);
+    /// Runs `batch`, which returns its result and its slowest request's time, and is told
+    /// how many bytes of responses the batch queued (`queued` before and after).
+    fn run<R>(
+        &mut self,
+        queued: impl Fn() -> u64,
+        batch: impl FnOnce() -> (R, std::time::Duration),
+    ) -> R {
+        let inline = !self.bulk
+            && self
+                .blocking_until
+                .is_none_or(|t| std::time::Instant::now() >= t);
+        let before = queued();
         let (r, slowest) = if inline {
             batch()
         } else {
             tokio::task::block_in_place(batch)
         };
+        self.bulk = queued().saturating_sub(before) > BULK_OUTPUT;
         if slowest > SLOW_FRAME {
             self.blocking_until = Some(std::time::Instant::now() + BLOCKING_SPELL);
         } else if inline {
@@ -219,6 +236,7 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let mut last_frame = 0usize;
     let mailbox = conn.mailbox();
     let mut pace = Pace::default();
+    let queued = conn.outbox.queued_bytes();
     'conn: loop {
         // The complete frames at the front of `buf`.
         let mut end = 0;
@@ -243,24 +261,27 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         }
         if end > 0 {
             let frames = &buf[..end];
-            let flow = pace.run(|| {
-                let mut off = 0;
-                let mut slowest = std::time::Duration::ZERO;
-                let mut t = std::time::Instant::now();
-                while off < frames.len() {
-                    let hdr: [u8; 4] = frames[off..off + 4].try_into().unwrap_or_default();
-                    let len = framing::decode_len(hdr).unwrap_or_default();
-                    let flow = conn.handle_frame(&frames[off + 4..off + 4 + len]);
-                    let now = std::time::Instant::now();
-                    slowest = slowest.max(now - t);
-                    t = now;
-                    if flow == Flow::Close {
-                        return (Flow::Close, slowest);
+            let flow = pace.run(
+                || queued.load(Ordering::Relaxed),
+                || {
+                    let mut off = 0;
+                    let mut slowest = std::time::Duration::ZERO;
+                    let mut t = std::time::Instant::now();
+                    while off < frames.len() {
+                        let hdr: [u8; 4] = frames[off..off + 4].try_into().unwrap_or_default();
+                        let len = framing::decode_len(hdr).unwrap_or_default();
+                        let flow = conn.handle_frame(&frames[off + 4..off + 4 + len]);
+                        let now = std::time::Instant::now();
+                        slowest = slowest.max(now - t);
+                        t = now;
+                        if flow == Flow::Close {
+                            return (Flow::Close, slowest);
+                        }
+                        off += 4 + len;
                     }
-                    off += 4 + len;
-                }
-                (Flow::Continue, slowest)
-            });
+                    (Flow::Continue, slowest)
+                },
+            );
             if flow == Flow::Close {
                 break;
             }
@@ -408,34 +429,72 @@ mod tests {
         on_the_one_worker(async {
             let mut pace = Pace::default();
             // Inline: the worker is busy with this batch, the spawned task waits.
-            let ran = pace.run(|| {
-                (
-                    other_task_runs_meanwhile(Duration::from_millis(100)),
-                    SLOW_FRAME / 2,
-                )
-            });
+            let ran = pace.run(
+                || 0,
+                || {
+                    (
+                        other_task_runs_meanwhile(Duration::from_millis(100)),
+                        SLOW_FRAME / 2,
+                    )
+                },
+            );
             assert!(!ran, "a quick connection's batch runs on the worker itself");
             assert!(pace.blocking_until.is_none());
             // Let the task spawned above finish before the next check.
             tokio::task::yield_now().await;
             // A batch whose slowest request took longer than SLOW_FRAME...
-            pace.run(|| ((), SLOW_FRAME * 2));
+            pace.run(|| 0, || ((), SLOW_FRAME * 2));
             assert!(pace.blocking_until.is_some());
             // ...sends the next ones through block_in_place: other tasks go on meanwhile.
-            let ran = pace.run(|| {
-                (
-                    other_task_runs_meanwhile(Duration::from_secs(5)),
-                    Duration::ZERO,
-                )
-            });
+            let ran = pace.run(
+                || 0,
+                || {
+                    (
+                        other_task_runs_meanwhile(Duration::from_secs(5)),
+                        Duration::ZERO,
+                    )
+                },
+            );
             assert!(
                 ran,
                 "after a slow request the batch must not hold the worker"
             );
             // The spell ends; the next quick batch is inline again.
             pace.blocking_until = Some(Instant::now());
-            pace.run(|| ((), Duration::ZERO));
+            pace.run(|| 0, || ((), Duration::ZERO));
             assert!(pace.blocking_until.is_none());
+            // A batch that answered with more than BULK_OUTPUT (a bulk read)...
+            let out = std::sync::atomic::AtomicU64::new(0);
+            pace.run(
+                || out.load(Ordering::SeqCst),
+                || {
+                    out.fetch_add(BULK_OUTPUT + 1, Ordering::SeqCst);
+                    ((), Duration::ZERO)
+                },
+            );
+            // ...sends the next one through block_in_place, so the writer runs meanwhile.
+            let ran = pace.run(
+                || 0,
+                || {
+                    (
+                        other_task_runs_meanwhile(Duration::from_secs(5)),
+                        Duration::ZERO,
+                    )
+                },
+            );
+            assert!(ran, "a bulk read's next batch must not hold the worker");
+            // Small output again: back inline.
+            tokio::task::yield_now().await;
+            let ran = pace.run(
+                || 0,
+                || {
+                    (
+                        other_task_runs_meanwhile(Duration::from_millis(100)),
+                        Duration::ZERO,
+                    )
+                },
+            );
+            assert!(!ran);
         });
     }
 

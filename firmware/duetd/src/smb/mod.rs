@@ -270,6 +270,8 @@ pub struct Outbox {
     tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     holds: Arc<Mutex<Holds>>,
     pool: Arc<Mutex<Pool>>,
+    /// Bytes of messages queued so far (what a batch of requests produced, see server.rs).
+    queued_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Large response buffers the writer gave back once sent, for the next READ responses:
@@ -303,6 +305,7 @@ impl Outbox {
             tx,
             holds: Arc::default(),
             pool: Arc::default(),
+            queued_bytes: Arc::default(),
         }
     }
     /// A buffer with room for `cap` bytes: one the writer gave back (see [`Recycler`]) if
@@ -338,7 +341,13 @@ impl Outbox {
                 return false;
             }
         }
+        self.queued_bytes
+            .fetch_add(msg.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.tx.send(msg).is_ok()
+    }
+    /// The count of bytes of messages queued on this connection so far.
+    pub fn queued_bytes(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.queued_bytes.clone()
     }
     /// Whether both are outboxes of the same connection.
     pub fn same_channel(&self, other: &Outbox) -> bool {
