@@ -225,9 +225,9 @@ async fn connection(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let mut conn = Conn::new(server, peer, local, outbox);
     // Frames are read into `buf` as they come, as many as the socket holds at once, and
     // every complete one is handled in one go (see Pace for where that runs): paid per
-    // frame, a thread hand-off cost a tenth of duetd's CPU on a 64 KiB write stream. A frame larger than LARGE is read exactly
-    // to its end, so what a batch leaves behind is at most a partial frame smaller than
-    // that, moved to the front of the buffer. Reads take up to SMALL_READ bytes while
+    // frame, a thread hand-off cost a tenth of duetd's CPU on a 64 KiB write stream. A
+    // frame larger than LARGE is read exactly to its end, so what a batch leaves behind is
+    // at most a partial frame smaller than that, moved to the front of the buffer. Reads take up to SMALL_READ bytes while
     // frames are small, GREEDY once they are not (a 64 KiB write stream: ~15 per batch).
     const SMALL_READ: usize = 16 * 1024;
     const LARGE: usize = 256 * 1024;

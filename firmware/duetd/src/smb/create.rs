@@ -724,21 +724,7 @@ fn open_pipe(conn: &mut Conn, req: &Req, c: &CreateReq) -> HResult {
             delete_on_close: false,
         },
     );
-    let now = crate::util::now_filetime();
-    let fb = duet_fscc::FileBasics {
-        creation_time: now,
-        last_access_time: now,
-        last_write_time: now,
-        change_time: now,
-        end_of_file: 0,
-        allocation_size: 4096,
-        attributes: FILE_ATTRIBUTE_NORMAL,
-        file_id: 0,
-        number_of_links: 1,
-        is_directory: false,
-        delete_pending: false,
-        ea_size: 0,
-    };
+    let fb = super::info::pipe_basics(0, false);
     Ok(Reply::ok(response_body(&fb, FILE_OPENED, 0, file_id, &[])))
 }
 

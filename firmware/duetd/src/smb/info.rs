@@ -55,6 +55,26 @@ pub fn basics(m: &Meta) -> FileBasics {
     }
 }
 
+/// What a named pipe reports as its basic and standard information: fixed values, the
+/// times now.
+pub fn pipe_basics(file_id: u64, delete_pending: bool) -> FileBasics {
+    let now = crate::util::now_filetime();
+    FileBasics {
+        creation_time: now,
+        last_access_time: now,
+        last_write_time: now,
+        change_time: now,
+        end_of_file: 0,
+        allocation_size: 4096,
+        attributes: FILE_ATTRIBUTE_NORMAL,
+        file_id,
+        number_of_links: 1,
+        is_directory: false,
+        delete_pending,
+        ea_size: 0,
+    }
+}
+
 /// The SID a user of this server appears as: S-1-5-21-<machine>-<rid>, the machine part
 /// derived from the server's NetBIOS name so it is stable across restarts.
 pub fn user_sid(server_name: &str, user: &str) -> Sid {
@@ -266,21 +286,7 @@ pub fn handle_query_info(conn: &mut Conn, req: &Req) -> HResult {
         OpenKind::File(h) => h.clone(),
         OpenKind::Pipe(_) => {
             // A pipe answers the standard classes with fixed values.
-            let now = crate::util::now_filetime();
-            let fb = FileBasics {
-                creation_time: now,
-                last_access_time: now,
-                last_write_time: now,
-                change_time: now,
-                end_of_file: 0,
-                allocation_size: 4096,
-                attributes: FILE_ATTRIBUTE_NORMAL,
-                file_id: vol,
-                number_of_links: 1,
-                is_directory: false,
-                delete_pending: true,
-                ea_size: 0,
-            };
+            let fb = pipe_basics(vol, true);
             if info_type != INFO_FILE {
                 return Err(Fail::Status(status::NOT_SUPPORTED));
             }
